@@ -1,0 +1,866 @@
+//! Pipe variables -> validated [`Config`].
+//!
+//! Two layers, as in ripgrep: [`RawVars`] is what envy reads (every field an
+//! optional string, so envy itself never fails on a bad value), and
+//! [`Config::from_vars`] turns it into typed settings, collecting *every*
+//! problem as a [`ConfigError`] naming the variable and the fix. Parsing takes
+//! an iterator of pairs, so tests never touch the process environment.
+//!
+//! Nothing here touches the repository; the only file-system reads are the
+//! ones validation needs (pipeline SSH key, symlinks in FILES).
+
+use crate::credentials::{self, Credential};
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_MESSAGE: &str = "Update build artifacts [skip ci]";
+pub const DEFAULT_API_URL: &str = "https://api.bitbucket.org/2.0";
+pub const DEFAULT_AUTHOR_NAME: &str = "bitbucket-pipelines";
+pub const DEFAULT_AUTHOR_EMAIL: &str = "commits-noreply@bitbucket.org";
+pub const DEFAULT_RETRIES: u32 = 3;
+pub const DEFAULT_NETWORK_TIMEOUT_SECS: u64 = 60;
+/// More retries than this only hides a problem and can keep a step running for an hour.
+const MAX_RETRIES: u32 = 20;
+/// Where Pipelines mounts the step's SSH material (facts §4).
+pub const PIPELINES_SSH_DIR: &str = "/opt/atlassian/pipelines/agent/ssh";
+
+/// Every variable commit-back reads, as envy sees it.
+/// envy lower-cases variable names, so the fields are the names in lower case.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawVars {
+    pub files: Option<String>,
+    pub commit_message: Option<String>,
+    pub skip_ci: Option<String>,
+    pub branch: Option<String>,
+    pub repository: Option<String>,
+    pub remote_url: Option<String>,
+    pub api_url: Option<String>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    pub retries: Option<String>,
+    pub include_ignored: Option<String>,
+    pub tag: Option<String>,
+    pub dry_run: Option<String>,
+    pub report_file: Option<String>,
+    pub loop_guard: Option<String>,
+    pub debug: Option<String>,
+    pub no_color: Option<String>,
+    pub network_timeout: Option<String>,
+    // Credentials (names from the Bitbucket pipes ecosystem).
+    pub bitbucket_access_token: Option<String>,
+    pub atlassian_account_email: Option<String>,
+    pub atlassian_api_token: Option<String>,
+    pub bitbucket_username: Option<String>,
+    pub bitbucket_app_password: Option<String>,
+    pub ssh_key: Option<String>,
+    pub auth: Option<String>,
+    pub known_hosts: Option<String>,
+    pub pipelines_auth_proxy: Option<String>,
+    // Set by Bitbucket Pipelines.
+    pub bitbucket_branch: Option<String>,
+    pub bitbucket_repo_full_name: Option<String>,
+    pub bitbucket_git_http_origin: Option<String>,
+    pub bitbucket_pipe_storage_dir: Option<String>,
+    pub bitbucket_commit: Option<String>,
+    pub bitbucket_build_number: Option<String>,
+    pub bitbucket_ssh_key_file: Option<String>,
+}
+
+impl RawVars {
+    /// Reads from any iterator of pairs. Empty values count as unset: Pipelines
+    /// passes an unset repository variable as an empty string.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let pairs = pairs.into_iter().filter(|(_, v)| !v.trim().is_empty());
+        // Every field is Option<String>, so envy cannot fail on values.
+        envy::from_iter(pairs).unwrap_or_default()
+    }
+}
+
+/// One problem with the configuration, as reported in `errors`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigError {
+    pub variable: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            variable: variable.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where the push goes, without credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub url: String,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Ssh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    Push,
+    DryRun,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub files: Vec<String>,
+    pub message: String,
+    pub branch: String,
+    pub repository: Option<String>,
+    pub remote: Remote,
+    pub api_url: String,
+    pub author_name: String,
+    pub author_email: String,
+    pub retries: u32,
+    pub include_ignored: bool,
+    pub tag: Option<String>,
+    pub mode: RunMode,
+    pub report_file: Option<PathBuf>,
+    pub loop_guard: bool,
+    pub credential: Credential,
+    /// Extra known_hosts lines (pipeline known_hosts file, KNOWN_HOSTS).
+    pub known_hosts: Vec<String>,
+    /// HTTP proxy through which the pipeline credential authenticates.
+    pub auth_proxy: Option<String>,
+    pub build_commit: Option<String>,
+    pub build_number: Option<String>,
+    pub network_timeout: Duration,
+}
+
+/// What the report can say even when the configuration is invalid.
+#[derive(Debug, Default, Clone)]
+pub struct PartialConfig {
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub remote: Option<String>,
+}
+
+/// Settings that must be known before the configuration is validated (the log
+/// needs them to report validation errors).
+pub struct LogSettings {
+    pub debug: bool,
+    pub color: bool,
+}
+
+pub fn log_settings(raw: &RawVars) -> LogSettings {
+    LogSettings {
+        debug: parse_bool(raw.debug.as_deref(), "DEBUG", false).unwrap_or(false),
+        color: raw.no_color.is_none(),
+    }
+}
+
+impl Config {
+    /// Validates everything. `workdir` is the repository's working tree (None
+    /// when the current directory is not a repository: that is reported by the
+    /// caller, and FILES is then checked only syntactically).
+    pub fn from_vars(
+        raw: &RawVars,
+        workdir: Option<&Path>,
+    ) -> Result<Config, (Vec<ConfigError>, PartialConfig)> {
+        let mut errors = Vec::new();
+        let mut err = |e: ConfigError| errors.push(e);
+
+        let files = parse_files(raw.files.as_deref(), workdir).unwrap_or_else(|e| {
+            e.into_iter().for_each(&mut err);
+            Vec::new()
+        });
+
+        let skip_ci = parse_bool(raw.skip_ci.as_deref(), "SKIP_CI", true).unwrap_or_else(|e| {
+            err(e);
+            true
+        });
+        let message = build_message(raw.commit_message.as_deref(), skip_ci);
+
+        let branch = raw.branch.clone().or_else(|| raw.bitbucket_branch.clone());
+        let branch = match branch {
+            None => {
+                err(ConfigError::new(
+                    "BRANCH",
+                    "BRANCH is required: BITBUCKET_BRANCH is empty (tag or custom pipeline, or not in Pipelines); set BRANCH to the branch to push to, e.g. BRANCH=main",
+                ));
+                None
+            }
+            Some(b) => match validate_ref_name(&b, "heads") {
+                Ok(()) => Some(b),
+                Err(why) => {
+                    err(ConfigError::new(
+                        "BRANCH",
+                        format!(
+                            "'{b}' is not a valid branch name ({why}); use a name like main or release/1.2"
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
+
+        let repository = raw
+            .repository
+            .clone()
+            .or_else(|| raw.bitbucket_repo_full_name.clone());
+        if let Some(r) = &repository {
+            if !is_repo_full_name(r) {
+                err(ConfigError::new(
+                    "REPOSITORY",
+                    format!(
+                        "'{r}' is not of the form workspace/repo_slug; set REPOSITORY=myworkspace/my-repo"
+                    ),
+                ));
+            }
+        }
+
+        let tag = match &raw.tag {
+            Some(t) => match validate_ref_name(t, "tags") {
+                Ok(()) => Some(t.clone()),
+                Err(why) => {
+                    err(ConfigError::new(
+                        "TAG",
+                        format!("'{t}' is not a valid tag name ({why}); use a name like v1.2.3"),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+
+        let retries = match raw.retries.as_deref() {
+            None => DEFAULT_RETRIES,
+            Some(s) => match s.trim().parse::<u32>() {
+                Ok(n) if n <= MAX_RETRIES => n,
+                _ => {
+                    err(ConfigError::new(
+                        "RETRIES",
+                        format!(
+                            "'{s}' is not a whole number from 0 to {MAX_RETRIES}; e.g. RETRIES=3"
+                        ),
+                    ));
+                    DEFAULT_RETRIES
+                }
+            },
+        };
+
+        let network_timeout = match raw.network_timeout.as_deref() {
+            None => Duration::from_secs(DEFAULT_NETWORK_TIMEOUT_SECS),
+            Some(s) => match s.trim().parse::<u64>() {
+                Ok(n) if (1..=3600).contains(&n) => Duration::from_secs(n),
+                _ => {
+                    err(ConfigError::new(
+                        "NETWORK_TIMEOUT",
+                        format!(
+                            "'{s}' is not a number of seconds from 1 to 3600; e.g. NETWORK_TIMEOUT=60"
+                        ),
+                    ));
+                    Duration::from_secs(DEFAULT_NETWORK_TIMEOUT_SECS)
+                }
+            },
+        };
+
+        let mut flag = |value: Option<&str>, name: &str, default: bool| {
+            parse_bool(value, name, default).unwrap_or_else(|e| {
+                err(e);
+                default
+            })
+        };
+        let include_ignored = flag(raw.include_ignored.as_deref(), "INCLUDE_IGNORED", false);
+        let dry_run = flag(raw.dry_run.as_deref(), "DRY_RUN", false);
+        let loop_guard = flag(raw.loop_guard.as_deref(), "LOOP_GUARD", true);
+        let _ = flag(raw.debug.as_deref(), "DEBUG", false);
+
+        let author_name = raw
+            .author_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_AUTHOR_NAME.to_owned());
+        let author_email = raw
+            .author_email
+            .clone()
+            .unwrap_or_else(|| DEFAULT_AUTHOR_EMAIL.to_owned());
+        if author_name.contains(['<', '>', '\n']) {
+            err(ConfigError::new(
+                "AUTHOR_NAME",
+                "must not contain '<', '>' or a line break; e.g. AUTHOR_NAME='Release Bot'",
+            ));
+        }
+        if !is_plausible_email(&author_email) {
+            err(ConfigError::new(
+                "AUTHOR_EMAIL",
+                format!(
+                    "'{author_email}' is not an e-mail address; e.g. AUTHOR_EMAIL=bot@example.com"
+                ),
+            ));
+        }
+
+        let api_url = raw
+            .api_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            err(ConfigError::new(
+                "API_URL",
+                format!(
+                    "'{api_url}' is not an http(s) URL; e.g. API_URL=https://api.bitbucket.org/2.0"
+                ),
+            ));
+        }
+
+        let report_file = raw.report_file.as_ref().map(PathBuf::from).or_else(|| {
+            raw.bitbucket_pipe_storage_dir
+                .as_ref()
+                .map(|d| Path::new(d).join("report.json"))
+        });
+
+        let credential = credentials::resolve(raw).unwrap_or_else(|e| {
+            e.into_iter().for_each(&mut err);
+            Credential::Pipeline
+        });
+
+        let remote = derive_remote(raw, repository.as_deref(), &credential).unwrap_or_else(|e| {
+            err(e);
+            Remote {
+                url: String::new(),
+                transport: Transport::Http,
+            }
+        });
+
+        let known_hosts = credentials::known_hosts_lines(raw).unwrap_or_else(|e| {
+            err(e);
+            Vec::new()
+        });
+
+        let auth_proxy = match credential {
+            Credential::Pipeline => Some(raw.pipelines_auth_proxy.clone().unwrap_or_else(|| {
+                // From a pipe container the proxy is on the host (facts §3, §4).
+                if raw.bitbucket_pipe_storage_dir.is_some() {
+                    "http://host.docker.internal:29418"
+                } else {
+                    "http://localhost:29418"
+                }
+                .to_owned()
+            })),
+            _ => None,
+        };
+
+        let partial = PartialConfig {
+            repository: repository.clone(),
+            branch: branch.clone(),
+            remote: (!remote.url.is_empty()).then(|| remote.url.clone()),
+        };
+        if !errors.is_empty() {
+            return Err((errors, partial));
+        }
+        Ok(Config {
+            files,
+            message,
+            branch: branch.expect("branch validated"),
+            repository,
+            remote,
+            api_url,
+            author_name,
+            author_email,
+            retries,
+            include_ignored,
+            tag,
+            mode: if dry_run {
+                RunMode::DryRun
+            } else {
+                RunMode::Push
+            },
+            report_file,
+            loop_guard,
+            credential,
+            known_hosts,
+            auth_proxy,
+            build_commit: raw.bitbucket_commit.clone(),
+            build_number: raw.bitbucket_build_number.clone(),
+            network_timeout,
+        })
+    }
+
+    /// The secrets this configuration holds, for the redactor.
+    pub fn secrets(&self) -> Vec<Secret> {
+        self.credential.secrets()
+    }
+}
+
+pub fn parse_bool(value: Option<&str>, name: &str, default: bool) -> Result<bool, ConfigError> {
+    match value.map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) => match v.as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::new(
+                name,
+                format!("'{v}' is not a boolean; use {name}=true or {name}=false"),
+            )),
+        },
+    }
+}
+
+/// Appends `[skip ci]` unless the message already carries one of the two labels
+/// Pipelines accepts (KB "skip CI label": only `[skip ci]` and `[ci skip]`).
+pub fn build_message(message: Option<&str>, skip_ci: bool) -> String {
+    let mut msg = message.unwrap_or(DEFAULT_MESSAGE).trim_end().to_owned();
+    if skip_ci {
+        let lower = msg.to_ascii_lowercase();
+        if !lower.contains("[skip ci]") && !lower.contains("[ci skip]") {
+            msg = match msg.split_once('\n') {
+                Some((subject, body)) => format!("{subject} [skip ci]\n{body}"),
+                None => format!("{msg} [skip ci]"),
+            };
+        }
+    }
+    msg
+}
+
+fn is_repo_full_name(s: &str) -> bool {
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    matches!(s.split_once('/'), Some((w, r)) if ok(w) && ok(r) && !r.contains('/'))
+}
+
+fn is_plausible_email(s: &str) -> bool {
+    matches!(s.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !s.contains(['<', '>', ' ', '\n']))
+}
+
+fn validate_ref_name(name: &str, kind: &str) -> Result<(), &'static str> {
+    if name.starts_with("refs/") {
+        return Err("give the short name, without refs/");
+    }
+    if git2::Reference::is_valid_name(&format!("refs/{kind}/{name}")) {
+        Ok(())
+    } else {
+        Err("git does not accept it as a ref name")
+    }
+}
+
+/// Splits FILES and rejects anything that would reach outside the repository.
+pub fn parse_files(
+    value: Option<&str>,
+    workdir: Option<&Path>,
+) -> Result<Vec<String>, Vec<ConfigError>> {
+    let specs: Vec<String> = match value {
+        None => vec![".".to_owned()],
+        Some(v) => v.split_whitespace().map(str::to_owned).collect(),
+    };
+    let errors: Vec<ConfigError> = specs
+        .iter()
+        .filter_map(|spec| check_pathspec(spec, workdir).err())
+        .map(|why| ConfigError::new("FILES", why))
+        .collect();
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(errors)
+    }
+}
+
+const GLOB_CHARS: &[char] = &['*', '?', '[', '{'];
+
+fn check_pathspec(spec: &str, workdir: Option<&Path>) -> Result<(), String> {
+    let fix = "give paths relative to the repository root, e.g. FILES='dist/ids.json build/*.lock'";
+    if spec.starts_with(':') {
+        return Err(format!(
+            "'{spec}': git pathspec magic is not supported; {fix}"
+        ));
+    }
+    let path = Path::new(spec);
+    if path.is_absolute() || spec.starts_with('~') {
+        return Err(format!(
+            "'{spec}' is an absolute path, outside the repository; {fix}"
+        ));
+    }
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(format!(
+            "'{spec}' leads out of the repository with '..'; {fix}"
+        ));
+    }
+    let Some(root) = workdir else { return Ok(()) };
+    // The literal part before the first glob character must stay inside the
+    // repository once symlinks are resolved.
+    let literal: PathBuf = path
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(GLOB_CHARS))
+        .collect();
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve the repository root: {e}"))?;
+    let mut probe = root.clone();
+    for component in literal.components() {
+        probe.push(component);
+        if probe.symlink_metadata().is_err() {
+            break; // does not exist (yet): nothing to follow
+        }
+        if let Ok(resolved) = probe.canonicalize() {
+            if !resolved.starts_with(&root) {
+                return Err(format!(
+                    "'{spec}' goes through a symlink that leads out of the repository (to {}); {fix}",
+                    resolved.display()
+                ));
+            }
+        } else if probe
+            .symlink_metadata()
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
+            // A dangling symlink: git would commit the link itself, which is fine,
+            // unless further components must be followed through it.
+            continue;
+        }
+    }
+    Ok(())
+}
+
+/// The push URL: REMOTE_URL, else derived from REPOSITORY and the credential.
+fn derive_remote(
+    raw: &RawVars,
+    repository: Option<&str>,
+    credential: &Credential,
+) -> Result<Remote, ConfigError> {
+    if let Some(url) = &raw.remote_url {
+        let remote = parse_remote_url(url)?;
+        match (remote.transport, credential.is_ssh()) {
+            (Transport::Http, true) => Err(ConfigError::new(
+                "REMOTE_URL",
+                "is an http(s) URL but the credential is an SSH key; give an SSH URL (git@bitbucket.org:workspace/repo.git) or an HTTP credential",
+            )),
+            (Transport::Ssh, false) => Err(ConfigError::new(
+                "REMOTE_URL",
+                format!(
+                    "is an SSH URL but the credential is {}; give an https URL or set SSH_KEY (or AUTH=ssh)",
+                    credential.kind().describe()
+                ),
+            )),
+            _ => Ok(remote),
+        }
+    } else if let Some(repo) = repository {
+        Ok(match credential {
+            c if c.is_ssh() => Remote {
+                url: format!("git@bitbucket.org:{repo}.git"),
+                transport: Transport::Ssh,
+            },
+            Credential::Pipeline => {
+                // The clone's own origin form (facts §4): http, through the auth proxy.
+                let origin = raw
+                    .bitbucket_git_http_origin
+                    .clone()
+                    .filter(|_| raw.bitbucket_repo_full_name.as_deref() == Some(repo))
+                    .unwrap_or_else(|| format!("http://bitbucket.org/{repo}"));
+                Remote {
+                    url: origin,
+                    transport: Transport::Http,
+                }
+            }
+            _ => Remote {
+                url: format!("https://bitbucket.org/{repo}.git"),
+                transport: Transport::Http,
+            },
+        })
+    } else {
+        Err(ConfigError::new(
+            "REPOSITORY",
+            "REPOSITORY is required: BITBUCKET_REPO_FULL_NAME is empty (not in Pipelines); set REPOSITORY=workspace/repo_slug or REMOTE_URL",
+        ))
+    }
+}
+
+pub fn parse_remote_url(url: &str) -> Result<Remote, ConfigError> {
+    let bad = |why: &str| {
+        Err(ConfigError::new(
+            "REMOTE_URL",
+            format!(
+                "{why}; e.g. REMOTE_URL=https://bitbucket.org/workspace/repo.git or git@bitbucket.org:workspace/repo.git"
+            ),
+        ))
+    };
+    if url.contains(char::is_whitespace) {
+        return bad("must not contain spaces");
+    }
+    if let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    {
+        let authority = rest.split('/').next().unwrap_or("");
+        if authority.contains('@') && authority.split('@').next().unwrap_or("").contains(':') {
+            // Never accept a password inside the URL: it would be logged and stored.
+            return bad(
+                "must not contain a password; put the secret in BITBUCKET_ACCESS_TOKEN or ATLASSIAN_API_TOKEN",
+            );
+        }
+        if authority.is_empty() || rest.len() <= authority.len() + 1 {
+            return bad("has no repository path");
+        }
+        return Ok(Remote {
+            url: url.to_owned(),
+            transport: Transport::Http,
+        });
+    }
+    if let Some(rest) = url.strip_prefix("ssh://") {
+        if !rest.contains('/') {
+            return bad("has no repository path");
+        }
+        return Ok(Remote {
+            url: url.to_owned(),
+            transport: Transport::Ssh,
+        });
+    }
+    // scp-like: user@host:path
+    if let Some((userhost, path)) = url.split_once(':') {
+        if userhost.contains('@') && !path.is_empty() && !userhost.contains('/') {
+            return Ok(Remote {
+                url: url.to_owned(),
+                transport: Transport::Ssh,
+            });
+        }
+    }
+    bad(&format!("'{url}' is not an http, https or ssh git URL"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> RawVars {
+        RawVars::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    fn ok(pairs: &[(&str, &str)]) -> Config {
+        Config::from_vars(&vars(pairs), None)
+            .unwrap_or_else(|(e, _)| panic!("unexpected errors: {e:?}"))
+    }
+
+    fn errs(pairs: &[(&str, &str)]) -> Vec<ConfigError> {
+        match Config::from_vars(&vars(pairs), None) {
+            Ok(_) => panic!("expected errors for {pairs:?}"),
+            Err((e, _)) => e,
+        }
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("BITBUCKET_BRANCH", "main"),
+        ("BITBUCKET_REPO_FULL_NAME", "ws/repo"),
+        ("BITBUCKET_ACCESS_TOKEN", "tok-123456"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut v: Vec<_> = BASE.to_vec();
+        for (k, val) in extra {
+            v.retain(|(kk, _)| kk != k);
+            v.push((k, val));
+        }
+        v
+    }
+
+    #[test]
+    fn defaults() {
+        let c = ok(BASE);
+        assert_eq!(c.files, vec!["."]);
+        assert_eq!(c.message, DEFAULT_MESSAGE);
+        assert_eq!(c.branch, "main");
+        assert_eq!(c.remote.url, "https://bitbucket.org/ws/repo.git");
+        assert_eq!(c.api_url, DEFAULT_API_URL);
+        assert_eq!(
+            (c.author_name.as_str(), c.author_email.as_str()),
+            (DEFAULT_AUTHOR_NAME, DEFAULT_AUTHOR_EMAIL)
+        );
+        assert_eq!(c.retries, 3);
+        assert!(!c.include_ignored && c.loop_guard && c.tag.is_none() && c.report_file.is_none());
+        assert_eq!(c.mode, RunMode::Push);
+    }
+
+    #[test]
+    fn table_of_single_variable_errors() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("RETRIES", "lots", "RETRIES"),
+            ("RETRIES", "999", "RETRIES"),
+            ("DRY_RUN", "maybe", "DRY_RUN"),
+            ("SKIP_CI", "2", "SKIP_CI"),
+            ("INCLUDE_IGNORED", "yep", "INCLUDE_IGNORED"),
+            ("LOOP_GUARD", "x", "LOOP_GUARD"),
+            ("DEBUG", "loud", "DEBUG"),
+            ("BRANCH", "bad..name", "BRANCH"),
+            ("BRANCH", "refs/heads/main", "BRANCH"),
+            ("TAG", "v1 .0~", "TAG"),
+            ("REPOSITORY", "just-a-repo", "REPOSITORY"),
+            ("REMOTE_URL", "ftp://x/y", "REMOTE_URL"),
+            (
+                "REMOTE_URL",
+                "https://user:pass@bitbucket.org/ws/r.git",
+                "REMOTE_URL",
+            ),
+            ("REMOTE_URL", "git@bitbucket.org:ws/r.git", "REMOTE_URL"),
+            ("API_URL", "api.bitbucket.org", "API_URL"),
+            ("AUTHOR_EMAIL", "nobody", "AUTHOR_EMAIL"),
+            ("AUTHOR_NAME", "a <b>", "AUTHOR_NAME"),
+            ("FILES", "/etc/passwd", "FILES"),
+            ("FILES", "../other", "FILES"),
+            ("FILES", "dist/../../x", "FILES"),
+            ("FILES", ":(glob)x", "FILES"),
+            ("NETWORK_TIMEOUT", "0", "NETWORK_TIMEOUT"),
+            ("ATLASSIAN_API_TOKEN", "abcdef", "ATLASSIAN_ACCOUNT_EMAIL"),
+            (
+                "ATLASSIAN_ACCOUNT_EMAIL",
+                "bot@example.com",
+                "ATLASSIAN_API_TOKEN",
+            ),
+            ("BITBUCKET_APP_PASSWORD", "abcdef", "BITBUCKET_USERNAME"),
+            ("SSH_KEY", "not base64 !!", "SSH_KEY"),
+            ("AUTH", "magic", "AUTH"),
+            ("KNOWN_HOSTS", "garbage", "KNOWN_HOSTS"),
+        ];
+        for (name, value, expected) in cases {
+            let e = errs(&with(&[(name, value)]));
+            assert_eq!(e.len(), 1, "{name}={value}: {e:?}");
+            assert_eq!(e[0].variable, *expected, "{name}={value}: {e:?}");
+            assert!(!e[0].message.contains('\n'), "one line: {e:?}");
+        }
+    }
+
+    #[test]
+    fn all_problems_are_listed_at_once() {
+        let e = errs(&[("RETRIES", "x"), ("DRY_RUN", "x"), ("FILES", "/abs")]);
+        let names: Vec<_> = e.iter().map(|e| e.variable.as_str()).collect();
+        assert_eq!(
+            names,
+            ["FILES", "BRANCH", "RETRIES", "DRY_RUN", "REPOSITORY"]
+        );
+    }
+
+    #[test]
+    fn branch_falls_back_and_is_required() {
+        assert_eq!(ok(&with(&[("BRANCH", "release/1")])).branch, "release/1");
+        let e = errs(&[
+            ("BITBUCKET_REPO_FULL_NAME", "ws/r"),
+            ("BITBUCKET_ACCESS_TOKEN", "tok-123456"),
+        ]);
+        assert_eq!(e[0].variable, "BRANCH");
+    }
+
+    #[test]
+    fn skip_ci_label() {
+        assert_eq!(build_message(Some("Bump"), true), "Bump [skip ci]");
+        assert_eq!(
+            build_message(Some("Bump [CI SKIP]"), true),
+            "Bump [CI SKIP]"
+        );
+        assert_eq!(
+            build_message(Some("Bump\n\nbody"), true),
+            "Bump [skip ci]\n\nbody"
+        );
+        assert_eq!(build_message(Some("Bump"), false), "Bump");
+        assert_eq!(
+            ok(&with(&[("COMMIT_MESSAGE", "Ids"), ("SKIP_CI", "false")])).message,
+            "Ids"
+        );
+    }
+
+    #[test]
+    fn booleans() {
+        for (v, b) in [
+            ("true", true),
+            ("TRUE", true),
+            ("1", true),
+            ("yes", true),
+            ("false", false),
+            ("0", false),
+            ("No", false),
+        ] {
+            assert_eq!(parse_bool(Some(v), "X", !b).unwrap(), b, "{v}");
+        }
+        let c = ok(&with(&[
+            ("DRY_RUN", "true"),
+            ("INCLUDE_IGNORED", "true"),
+            ("LOOP_GUARD", "false"),
+            ("RETRIES", "0"),
+        ]));
+        assert_eq!(c.mode, RunMode::DryRun);
+        assert!(c.include_ignored && !c.loop_guard);
+        assert_eq!(c.retries, 0);
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let c = ok(&with(&[("TAG", ""), ("FILES", "  "), ("RETRIES", "")]));
+        assert_eq!(c.files, ["."]);
+        assert!(c.tag.is_none());
+    }
+
+    #[test]
+    fn files_split_on_whitespace_and_newlines() {
+        let c = ok(&with(&[("FILES", "dist/ids.json\n build/*.lock\tgen/")]));
+        assert_eq!(c.files, ["dist/ids.json", "build/*.lock", "gen/"]);
+    }
+
+    #[test]
+    fn files_symlink_out_of_repo_is_rejected() {
+        let dir = std::env::temp_dir().join(format!("cb-cfg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("repo/inside")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("repo/out")).unwrap();
+        std::os::unix::fs::symlink("inside", dir.join("repo/in")).unwrap();
+        let root = dir.join("repo");
+        assert!(parse_files(Some("out/passwd"), Some(&root)).is_err());
+        assert!(parse_files(Some("out/*.conf"), Some(&root)).is_err());
+        assert!(parse_files(Some("in/x inside/* new/dir/file"), Some(&root)).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn remote_url_forms() {
+        for (url, t) in [
+            ("https://bitbucket.org/ws/r.git", Transport::Http),
+            ("http://127.0.0.1:8080/ws/r.git", Transport::Http),
+            (
+                "https://x-token-auth@bitbucket.org/ws/r.git",
+                Transport::Http,
+            ),
+            ("ssh://git@bitbucket.org/ws/r.git", Transport::Ssh),
+            ("git@bitbucket.org:ws/r.git", Transport::Ssh),
+        ] {
+            assert_eq!(parse_remote_url(url).unwrap().transport, t, "{url}");
+        }
+        for url in [
+            "bitbucket.org/ws/r",
+            "https://bitbucket.org",
+            "file:///tmp/x",
+            "/tmp/x",
+        ] {
+            assert!(parse_remote_url(url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn pipeline_credential_uses_http_origin_and_proxy() {
+        let c = ok(&[
+            ("BITBUCKET_BRANCH", "main"),
+            ("BITBUCKET_REPO_FULL_NAME", "ws/repo"),
+            ("BITBUCKET_GIT_HTTP_ORIGIN", "http://bitbucket.org/ws/repo"),
+        ]);
+        assert!(matches!(c.credential, Credential::Pipeline));
+        assert_eq!(c.remote.url, "http://bitbucket.org/ws/repo");
+        assert_eq!(c.auth_proxy.as_deref(), Some("http://localhost:29418"));
+        let c = ok(&[
+            ("BITBUCKET_BRANCH", "main"),
+            ("BITBUCKET_REPO_FULL_NAME", "ws/repo"),
+            ("BITBUCKET_PIPE_STORAGE_DIR", "/x"),
+        ]);
+        assert_eq!(
+            c.auth_proxy.as_deref(),
+            Some("http://host.docker.internal:29418")
+        );
+        assert_eq!(c.report_file.as_deref(), Some(Path::new("/x/report.json")));
+    }
+}

@@ -1,0 +1,401 @@
+//! Git smart-HTTP for libgit2, on reqwest.
+//!
+//! libgit2's own HTTP transport loses what Bitbucket says when it refuses: a
+//! 403 becomes "unexpected http status code: 403" without the body ("To access
+//! this repository, enable two-step authentication."), a 401 loops on the
+//! credentials callback, and plain http:// (the Pipelines origin) is never
+//! proxied. This subtransport keeps status and body of every refused request
+//! (see [`take_failure`]), honours `HTTP(S)_PROXY`/`NO_PROXY` and the Pipelines
+//! auth proxy, and sends auth itself, once.
+//!
+//! The request is sent on the first *read*: libgit2 writes a push request in
+//! several pieces before it reads the answer (engineering notes).
+
+use crate::secret::Secret;
+use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+/// What a refused or failed HTTP request left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpFailure {
+    pub status: Option<u16>,
+    /// The body of a refused request, one entry per line, trimmed.
+    pub body_lines: Vec<String>,
+    /// Transport-level error text (connect, timeout, reset), if any.
+    pub error: Option<String>,
+}
+
+/// Per-run HTTP settings. Set with [`install`] before any remote operation.
+pub struct HttpSettings {
+    pub authorization: Option<Secret>,
+    pub proxy: Option<String>,
+    pub timeout: Duration,
+    /// Ask receive-pack for an atomic push (all refs or none).
+    pub atomic: bool,
+    pub user_agent: String,
+}
+
+struct Context {
+    client: reqwest::blocking::Client,
+    settings: HttpSettings,
+    last_failure: Mutex<Option<HttpFailure>>,
+}
+
+static CONTEXT: Mutex<Option<Arc<Context>>> = Mutex::new(None);
+static REGISTER: Once = Once::new();
+
+/// Largest refusal body kept; Bitbucket's are one or two lines.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// Installs the settings and registers the transport for http and https.
+pub fn install(settings: HttpSettings) -> anyhow::Result<()> {
+    let mut builder = reqwest::blocking::Client::builder()
+        .user_agent(settings.user_agent.clone())
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout)
+        .http1_only();
+    if let Some(proxy) = &settings.proxy {
+        builder = builder.proxy(reqwest::Proxy::http(proxy)?);
+    }
+    let client = builder.build()?;
+    *CONTEXT.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Context {
+        client,
+        settings,
+        last_failure: Mutex::new(None),
+    }));
+    let mut result = Ok(());
+    REGISTER.call_once(|| {
+        for scheme in ["http", "https"] {
+            // SAFETY: called once per process, before any remote operation, from
+            // the single thread that runs git operations.
+            let r = unsafe { git2::transport::register(scheme, factory) };
+            if let Err(e) = r {
+                result = Err(anyhow::anyhow!("registering the {scheme} transport: {e}"));
+            }
+        }
+    });
+    result
+}
+
+fn factory(remote: &git2::Remote<'_>) -> Result<Transport, git2::Error> {
+    let ctx = CONTEXT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or_else(|| {
+            git2::Error::from_str("commit-back: HTTP transport used before install()")
+        })?;
+    Transport::smart(remote, true, Subtransport { ctx })
+}
+
+/// The failure recorded by the last refused request, cleared on read.
+pub fn take_failure() -> Option<HttpFailure> {
+    let ctx = CONTEXT.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+    let failure = ctx
+        .last_failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    failure
+}
+
+struct Subtransport {
+    ctx: Arc<Context>,
+}
+
+impl SmartSubtransport for Subtransport {
+    fn action(
+        &self,
+        url: &str,
+        action: Service,
+    ) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
+        Ok(Box::new(Stream {
+            ctx: self.ctx.clone(),
+            base: strip_userinfo(url.trim_end_matches('/')),
+            service: action,
+            request_body: Vec::new(),
+            response: None,
+        }))
+    }
+
+    fn close(&self) -> Result<(), git2::Error> {
+        Ok(())
+    }
+}
+
+/// Credentials never travel in the URL: the Authorization header carries them.
+fn strip_userinfo(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority
+                .rsplit_once('@')
+                .map(|(_, h)| h)
+                .unwrap_or(authority);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+struct Stream {
+    ctx: Arc<Context>,
+    base: String,
+    service: Service,
+    request_body: Vec<u8>,
+    response: Option<reqwest::blocking::Response>,
+}
+
+impl Stream {
+    fn send(&mut self) -> io::Result<()> {
+        let (url, post, content_type, expect) = match self.service {
+            Service::UploadPackLs => (
+                format!("{}/info/refs?service=git-upload-pack", self.base),
+                false,
+                None,
+                "application/x-git-upload-pack-advertisement",
+            ),
+            Service::ReceivePackLs => (
+                format!("{}/info/refs?service=git-receive-pack", self.base),
+                false,
+                None,
+                "application/x-git-receive-pack-advertisement",
+            ),
+            Service::UploadPack => (
+                format!("{}/git-upload-pack", self.base),
+                true,
+                Some("application/x-git-upload-pack-request"),
+                "application/x-git-upload-pack-result",
+            ),
+            Service::ReceivePack => (
+                format!("{}/git-receive-pack", self.base),
+                true,
+                Some("application/x-git-receive-pack-request"),
+                "application/x-git-receive-pack-result",
+            ),
+        };
+        let client = &self.ctx.client;
+        let mut req = if post {
+            client.post(&url)
+        } else {
+            client.get(&url)
+        };
+        req = req.header("Accept", expect);
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        if let Some(auth) = &self.ctx.settings.authorization {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(auth.expose()).map_err(|_| {
+                    io::Error::other(
+                        "the credential contains characters not allowed in an HTTP header",
+                    )
+                })?;
+            value.set_sensitive(true);
+            req = req.header(reqwest::header::AUTHORIZATION, value);
+        }
+        if post {
+            let mut body = std::mem::take(&mut self.request_body);
+            if self.service == Service::ReceivePack && self.ctx.settings.atomic {
+                add_capability(&mut body, "atomic");
+            }
+            req = req.body(body);
+        }
+        let response = match req.send() {
+            Ok(r) => r,
+            Err(e) => {
+                let text = error_chain(&e);
+                self.record(HttpFailure {
+                    status: None,
+                    body_lines: vec![],
+                    error: Some(text.clone()),
+                });
+                return Err(io::Error::other(text));
+            }
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let body = read_limited(response);
+            let body_lines: Vec<String> = body_text_lines(&body);
+            let first = body_lines.first().cloned().unwrap_or_default();
+            self.record(HttpFailure {
+                status: Some(status.as_u16()),
+                body_lines,
+                error: None,
+            });
+            return Err(io::Error::other(format!(
+                "HTTP {}: {first}",
+                status.as_u16()
+            )));
+        }
+        let ctype = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        if ctype != expect {
+            let body = read_limited(response);
+            self.record(HttpFailure {
+                status: Some(status.as_u16()),
+                body_lines: body_text_lines(&body),
+                error: Some(format!("unexpected content-type '{ctype}'")),
+            });
+            return Err(io::Error::other(format!(
+                "{url} is not a git smart-HTTP endpoint (content-type '{ctype}')"
+            )));
+        }
+        self.response = Some(response);
+        Ok(())
+    }
+
+    fn record(&self, failure: HttpFailure) {
+        *self
+            .ctx
+            .last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(failure);
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.response.is_none() {
+            self.send()?;
+        }
+        let response = self.response.as_mut().expect("sent above");
+        response.read(buf).map_err(|e| {
+            let text = format!("reading the response: {e}");
+            self.record(HttpFailure {
+                status: None,
+                body_lines: vec![],
+                error: Some(text.clone()),
+            });
+            io::Error::other(text)
+        })
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.request_body.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn read_limited(response: reqwest::blocking::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    let _ = response.take(MAX_ERROR_BODY).read_to_end(&mut body);
+    body
+}
+
+/// Bitbucket answers refusals with text/plain; git prints each line as
+/// `remote: …` (remote-curl.c show_http_message). JSON error bodies are kept
+/// whole on one line.
+fn body_text_lines(body: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Adds a capability to the first command of a receive-pack request
+/// (`<len>old new ref\0caps\n`). receive-pack uses it only if it advertised it.
+fn add_capability(body: &mut Vec<u8>, capability: &str) {
+    let Some(len) = body
+        .get(..4)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .and_then(|h| usize::from_str_radix(h, 16).ok())
+    else {
+        return;
+    };
+    if len < 4 || body.len() < len {
+        return;
+    }
+    let line = &body[4..len];
+    let Some(nul) = line.iter().position(|&b| b == 0) else {
+        return;
+    };
+    let caps = &line[nul + 1..];
+    if caps
+        .split(|&b| b == b' ' || b == b'\n')
+        .any(|c| c == capability.as_bytes())
+    {
+        return;
+    }
+    let mut new_line = line.to_vec();
+    let insert_at = if new_line.last() == Some(&b'\n') {
+        new_line.len() - 1
+    } else {
+        new_line.len()
+    };
+    let addition = format!(" {capability}");
+    new_line.splice(insert_at..insert_at, addition.bytes());
+    let mut out = format!("{:04x}", new_line.len() + 4).into_bytes();
+    out.extend_from_slice(&new_line);
+    out.extend_from_slice(&body[len..]);
+    *body = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_removed_from_urls() {
+        assert_eq!(
+            strip_userinfo("https://x-token-auth@bitbucket.org/ws/r.git"),
+            "https://bitbucket.org/ws/r.git"
+        );
+        assert_eq!(
+            strip_userinfo("http://u:p@127.0.0.1:80/a@b"),
+            "http://127.0.0.1:80/a@b"
+        );
+        assert_eq!(strip_userinfo("http://host/x"), "http://host/x");
+    }
+
+    #[test]
+    fn capability_is_added_to_the_first_command() {
+        let first = b"0000000000000000000000000000000000000000 1111111111111111111111111111111111111111 refs/heads/main\0report-status side-band-64k\n";
+        let mut body = format!("{:04x}", first.len() + 4).into_bytes();
+        body.extend_from_slice(first);
+        body.extend_from_slice(b"0000PACK");
+        add_capability(&mut body, "atomic");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("side-band-64k atomic\n0000PACK"), "{text}");
+        let len = usize::from_str_radix(&text[..4], 16).unwrap();
+        assert_eq!(&body[len..len + 4], b"0000");
+        let before = body.clone();
+        add_capability(&mut body, "atomic");
+        assert_eq!(body, before, "idempotent");
+    }
+
+    #[test]
+    fn refusal_bodies_become_trimmed_lines() {
+        assert_eq!(
+            body_text_lines(b"To access this repository, enable two-step authentication. \n"),
+            ["To access this repository, enable two-step authentication."]
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! The only place that names git2: staging, the artifact commit, tags, rebase
+//! onto a moved branch, and recovery files. Network operations are in
+//! [`remote`]; the HTTP and SSH specifics in [`http`] and [`ssh`].
+
+pub mod http;
+pub mod recovery;
+pub mod remote;
+pub mod ssh;
+
+use anyhow::{Context as _, Result};
+use git2::{IndexAddOption, Oid, Repository, Signature};
+use std::path::{Path, PathBuf};
+
+/// Written in every artifact commit; LOOP_GUARD recognises it.
+pub const TRAILER: &str = "Commit-Back-Artifact";
+
+/// Paths never staged, even with FILES=. and INCLUDE_IGNORED=true: our own
+/// recovery files and the pipes' storage (Pipelines lists the latter in
+/// .git/info/exclude, which INCLUDE_IGNORED would override).
+pub const NEVER_STAGED: &[&str] = &[recovery::DIR, ".bitbucket/pipelines/generated"];
+
+pub struct Repo {
+    inner: Repository,
+    workdir: PathBuf,
+}
+
+/// How the artifact commit should be written.
+pub struct CommitRequest<'a> {
+    pub specs: &'a [String],
+    pub include_ignored: bool,
+    pub message: &'a str,
+    pub author_name: &'a str,
+    pub author_email: &'a str,
+    pub trailer_value: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArtifactCommit {
+    pub oid: Oid,
+    pub parent: Option<Oid>,
+    pub message: String,
+    pub files: Vec<String>,
+}
+
+pub enum CommitOutcome {
+    Created(ArtifactCommit),
+    NothingToCommit,
+}
+
+pub enum RebaseOutcome {
+    Rebased(Oid),
+    /// Upstream already holds exactly these changes.
+    AlreadyUpstream,
+    Conflict(Vec<String>),
+}
+
+/// Whether repository writes reach the disk. In a dry run objects go to an
+/// in-memory object database and no ref, index or file is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Disk,
+    InMemory,
+}
+
+impl Repo {
+    /// Opens the repository containing `dir`. libgit2's ownership check is off:
+    /// in Pipelines the clone belongs to another uid than the pipe's user.
+    pub fn open(dir: &Path, mode: WriteMode) -> Result<Repo> {
+        // SAFETY: a global libgit2 option, set before any repository is opened,
+        // from the one thread that runs git operations.
+        unsafe {
+            git2::opts::set_verify_owner_validation(false)?;
+        }
+        let inner = Repository::discover(dir)
+            .with_context(|| format!("{} is not inside a git repository", dir.display()))?;
+        let workdir = inner
+            .workdir()
+            .context("the repository is bare; commit-back needs a working tree")?
+            .to_path_buf();
+        if mode == WriteMode::InMemory {
+            let odb = inner.odb()?;
+            // Highest priority: every write lands here, and is dropped at exit.
+            odb.add_new_mempack_backend(1000)?;
+        }
+        Ok(Repo { inner, workdir })
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    pub fn head_commit(&self) -> Option<Oid> {
+        self.inner.head().ok().and_then(|h| h.target())
+    }
+
+    pub fn is_shallow(&self) -> bool {
+        self.inner.is_shallow()
+    }
+
+    /// The message of `rev` (e.g. BITBUCKET_COMMIT, possibly a short hash).
+    pub fn message_of(&self, rev: &str) -> Option<String> {
+        let obj = self.inner.revparse_single(rev).ok()?;
+        let commit = obj.peel_to_commit().ok()?;
+        Some(String::from_utf8_lossy(commit.message_bytes()).into_owned())
+    }
+
+    pub fn has_trailer(message: &str) -> bool {
+        message
+            .lines()
+            .any(|l| l.starts_with(&format!("{TRAILER}:")))
+    }
+
+    /// `git add -A -- <specs>` then `git commit`. In memory mode nothing on
+    /// disk changes: not the index, not HEAD.
+    pub fn commit_artifacts(
+        &self,
+        req: &CommitRequest<'_>,
+        mode: WriteMode,
+    ) -> Result<CommitOutcome> {
+        let repo = &self.inner;
+        let mut index = repo.index().context("reading the index")?;
+        let mut skip = |path: &Path, _: &[u8]| -> i32 {
+            let p = path.to_string_lossy();
+            if NEVER_STAGED
+                .iter()
+                .any(|n| p == *n || p.starts_with(&format!("{n}/")))
+            {
+                1
+            } else {
+                0
+            }
+        };
+        let mut flags = IndexAddOption::DEFAULT;
+        if req.include_ignored {
+            flags |= IndexAddOption::FORCE;
+        }
+        index
+            .add_all(req.specs.iter(), flags, Some(&mut skip))
+            .context("staging FILES")?;
+        index
+            .update_all(req.specs.iter(), Some(&mut skip))
+            .context("staging deletions in FILES")?;
+        let tree_oid = index.write_tree().context("writing the tree")?;
+        let tree = repo.find_tree(tree_oid)?;
+
+        let parent = match repo.head() {
+            Ok(h) => Some(
+                h.peel_to_commit()
+                    .context("HEAD does not point to a commit")?,
+            ),
+            Err(e) if e.code() == git2::ErrorCode::UnbornBranch => None,
+            Err(e) => return Err(e).context("reading HEAD"),
+        };
+        let parent_tree = parent.as_ref().map(|p| p.tree()).transpose()?;
+        if parent_tree.as_ref().map(|t| t.id()) == Some(tree_oid) {
+            return Ok(CommitOutcome::NothingToCommit);
+        }
+        let files = changed_files(repo, parent_tree.as_ref(), &tree)?;
+        let message = format!(
+            "{}\n\n{TRAILER}: {}\n",
+            req.message.trim_end(),
+            req.trailer_value
+        );
+        let sig = Signature::now(req.author_name, req.author_email)?;
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let oid = repo
+            .commit(None, &sig, &sig, &message, &tree, &parents)
+            .context("writing the commit")?;
+        if mode == WriteMode::Disk {
+            // `git commit`: the index is saved and HEAD (branch or detached) moves.
+            // The working tree already holds the committed files.
+            index.write().context("writing the index")?;
+            self.move_head(oid)?;
+        }
+        Ok(CommitOutcome::Created(ArtifactCommit {
+            oid,
+            parent: parent.map(|p| p.id()),
+            message,
+            files,
+        }))
+    }
+
+    /// Moves from the checked-out artifact commit to its rebased copy: files
+    /// changed upstream are updated in the working tree (safe checkout: local
+    /// modifications are never overwritten), then HEAD follows.
+    pub fn advance_head(&self, commit: Oid) -> Result<()> {
+        let target = self.inner.find_commit(commit)?;
+        let mut checkout = git2::build::CheckoutBuilder::new();
+        checkout.safe();
+        self.inner
+            .checkout_tree(target.as_object(), Some(&mut checkout))
+            .context("updating the working tree")?;
+        self.move_head(commit)
+    }
+
+    /// Moves the branch HEAD is on (or a detached HEAD) to `commit`.
+    fn move_head(&self, commit: Oid) -> Result<()> {
+        let repo = &self.inner;
+        let head = repo.find_reference("HEAD")?;
+        match head.symbolic_target()? {
+            Some(branch_ref) => {
+                repo.reference(branch_ref, commit, true, "commit-back: artifact commit")?;
+            }
+            None => repo.set_head_detached(commit)?,
+        }
+        Ok(())
+    }
+
+    /// Annotated tag `name` on `target`; replaces our own earlier attempt.
+    pub fn create_tag(
+        &self,
+        name: &str,
+        target: Oid,
+        req: &CommitRequest<'_>,
+        mode: WriteMode,
+    ) -> Result<Oid> {
+        let repo = &self.inner;
+        let obj = repo.find_object(target, None)?;
+        let sig = Signature::now(req.author_name, req.author_email)?;
+        let message = format!("{}\n", req.message.lines().next().unwrap_or("commit-back"));
+        let oid = match mode {
+            WriteMode::Disk => repo.tag(name, &obj, &sig, &message, true)?,
+            WriteMode::InMemory => repo.tag_annotation_create(name, &obj, &sig, &message)?,
+        };
+        Ok(oid)
+    }
+
+    pub fn tag_exists(&self, name: &str) -> bool {
+        self.inner
+            .find_reference(&format!("refs/tags/{name}"))
+            .is_ok()
+    }
+
+    /// Replays the artifact commit on `base` (the branch's new tip).
+    pub fn rebase(&self, artifact: Oid, base: Oid) -> Result<RebaseOutcome> {
+        let repo = &self.inner;
+        let ours = repo.find_commit(artifact)?;
+        let base_commit = repo
+            .find_commit(base)
+            .context("the fetched branch tip is missing")?;
+        let mut index = repo
+            .cherrypick_commit(&ours, &base_commit, 0, None)
+            .context("replaying the artifact commit")?;
+        if index.has_conflicts() {
+            let mut files: Vec<String> = index
+                .conflicts()?
+                .filter_map(|c| c.ok())
+                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                .collect();
+            files.sort();
+            files.dedup();
+            return Ok(RebaseOutcome::Conflict(files));
+        }
+        let tree_oid = index.write_tree_to(repo)?;
+        if tree_oid == base_commit.tree_id() {
+            return Ok(RebaseOutcome::AlreadyUpstream);
+        }
+        let tree = repo.find_tree(tree_oid)?;
+        let committer = Signature::now(
+            &String::from_utf8_lossy(ours.committer().name_bytes()),
+            &String::from_utf8_lossy(ours.committer().email_bytes()),
+        )?;
+        let message = String::from_utf8_lossy(ours.message_raw_bytes()).into_owned();
+        let oid = repo.commit(
+            None,
+            &ours.author(),
+            &committer,
+            &message,
+            &tree,
+            &[&base_commit],
+        )?;
+        Ok(RebaseOutcome::Rebased(oid))
+    }
+
+    pub fn files_between(&self, parent: Option<Oid>, commit: Oid) -> Result<Vec<String>> {
+        let repo = &self.inner;
+        let tree = repo.find_commit(commit)?.tree()?;
+        let parent_tree = parent
+            .map(|p| repo.find_commit(p).and_then(|c| c.tree()))
+            .transpose()?;
+        changed_files(repo, parent_tree.as_ref(), &tree)
+    }
+
+    pub(crate) fn raw(&self) -> &Repository {
+        &self.inner
+    }
+}
+
+fn changed_files(
+    repo: &Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: &git2::Tree<'_>,
+) -> Result<Vec<String>> {
+    let diff = repo.diff_tree_to_tree(old, Some(new), None)?;
+    Ok(diff
+        .deltas()
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .or_else(|| d.old_file().path())
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .collect())
+}

@@ -1,0 +1,276 @@
+//! SSH: host-key verification and the one-shot key credential.
+//!
+//! libgit2 would look for `$HOME/.ssh/known_hosts`, which a scratch container
+//! does not have, so the host key is checked here, in `certificate_check`,
+//! against Bitbucket's published keys, the pipeline's known_hosts and
+//! KNOWN_HOSTS. Unknown or changed keys are refused: never trust on first use.
+
+use crate::credentials::BITBUCKET_HOST_KEYS;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+
+/// A parsed known_hosts file.
+#[derive(Debug, Default)]
+pub struct KnownHosts {
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    revoked: bool,
+    patterns: Vec<String>,
+    key: Vec<u8>,
+}
+
+/// The outcome of checking a host key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HostKeyCheck {
+    Trusted,
+    Unknown,
+    Mismatch,
+    Revoked,
+}
+
+impl KnownHosts {
+    /// Built-in Bitbucket keys plus `extra` lines. Unparseable lines are skipped,
+    /// as OpenSSH does.
+    pub fn with_bitbucket(extra: &[String]) -> Self {
+        let mut kh = KnownHosts::default();
+        for line in BITBUCKET_HOST_KEYS
+            .iter()
+            .copied()
+            .chain(extra.iter().map(String::as_str))
+        {
+            if let Some(e) = parse_line(line) {
+                kh.entries.push(e);
+            }
+        }
+        kh
+    }
+
+    /// `host` as OpenSSH writes it: `name` for port 22, `[name]:port` otherwise.
+    pub fn check(&self, host: &str, port: u16, key: &[u8]) -> HostKeyCheck {
+        let name = if port == 22 {
+            host.to_owned()
+        } else {
+            format!("[{host}]:{port}")
+        };
+        let mut seen_host = false;
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| host_matches(&e.patterns, &name))
+        {
+            if e.key == key {
+                return if e.revoked {
+                    HostKeyCheck::Revoked
+                } else {
+                    HostKeyCheck::Trusted
+                };
+            }
+            if !e.revoked {
+                seen_host = true;
+            }
+        }
+        if seen_host {
+            HostKeyCheck::Mismatch
+        } else {
+            HostKeyCheck::Unknown
+        }
+    }
+}
+
+fn parse_line(line: &str) -> Option<Entry> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let mut fields = line.split_whitespace();
+    let mut first = fields.next()?;
+    let mut revoked = false;
+    if first.starts_with('@') {
+        match first {
+            "@revoked" => revoked = true,
+            _ => return None, // @cert-authority: certificates are not supported
+        }
+        first = fields.next()?;
+    }
+    let _key_type = fields.next()?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(fields.next()?)
+        .ok()?;
+    Some(Entry {
+        revoked,
+        patterns: first.split(',').map(str::to_owned).collect(),
+        key,
+    })
+}
+
+fn host_matches(patterns: &[String], name: &str) -> bool {
+    let mut matched = false;
+    for p in patterns {
+        if let Some(hashed) = p.strip_prefix("|1|") {
+            if hashed_matches(hashed, name) {
+                matched = true;
+            }
+        } else if let Some(neg) = p.strip_prefix('!') {
+            if wildcard(neg, name) {
+                return false;
+            }
+        } else if wildcard(p, name) {
+            matched = true;
+        }
+    }
+    matched
+}
+
+/// `|1|base64(salt)|base64(HMAC-SHA1(salt, host))`, as `ssh-keygen -H` writes.
+fn hashed_matches(hashed: &str, name: &str) -> bool {
+    let Some((salt, hash)) = hashed.split_once('|') else {
+        return false;
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (Ok(salt), Ok(hash)) = (b64.decode(salt), b64.decode(hash)) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.update(name.as_bytes());
+    mac.verify_slice(&hash).is_ok()
+}
+
+/// OpenSSH pattern: `*` any run, `?` one character, case-insensitive.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let t: Vec<char> = text.to_lowercase().chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Host and port of an SSH URL (`ssh://user@host:port/path` or `user@host:path`).
+pub fn host_and_port(url: &str) -> Option<(String, u16)> {
+    if let Some(rest) = url.strip_prefix("ssh://") {
+        let authority = rest.split('/').next()?;
+        let hostport = authority
+            .rsplit_once('@')
+            .map(|(_, h)| h)
+            .unwrap_or(authority);
+        if let Some(inner) = hostport.strip_prefix('[') {
+            let (host, after) = inner.split_once(']')?;
+            let port = after
+                .strip_prefix(':')
+                .map(|p| p.parse().ok())
+                .unwrap_or(Some(22))?;
+            return Some((host.to_owned(), port));
+        }
+        return match hostport.rsplit_once(':') {
+            Some((h, p)) => Some((h.to_owned(), p.parse().ok()?)),
+            None => Some((hostport.to_owned(), 22)),
+        };
+    }
+    let (userhost, _) = url.split_once(':')?;
+    Some((
+        userhost
+            .rsplit_once('@')
+            .map(|(_, h)| h)
+            .unwrap_or(userhost)
+            .to_owned(),
+        22,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_B64: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIIazEu89wgQZ4bqs3d63QSMzYVa0MuJ2e2gKTKqu+UUO";
+
+    fn key() -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(KEY_B64)
+            .unwrap()
+    }
+
+    #[test]
+    fn bitbucket_keys_are_built_in() {
+        let kh = KnownHosts::with_bitbucket(&[]);
+        assert_eq!(kh.check("bitbucket.org", 22, &key()), HostKeyCheck::Trusted);
+        assert_eq!(
+            kh.check("bitbucket.org", 22, b"other"),
+            HostKeyCheck::Mismatch
+        );
+        assert_eq!(kh.check("evil.example", 22, &key()), HostKeyCheck::Unknown);
+        assert_eq!(
+            kh.check("bitbucket.org", 2222, &key()),
+            HostKeyCheck::Unknown
+        );
+    }
+
+    #[test]
+    fn ports_patterns_negation_hashes_and_revocation() {
+        let extra = vec![
+            format!("[127.0.0.1]:2222 ssh-ed25519 {KEY_B64}"),
+            format!("*.example.com,!bad.example.com ssh-ed25519 {KEY_B64}"),
+            // `ssh-keygen -H` form of "hashed.example" with salt "salt".
+            format!("|1|c2FsdA==|{} ssh-ed25519 {KEY_B64}", {
+                let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"salt").unwrap();
+                mac.update(b"hashed.example");
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+            }),
+            format!("@revoked revoked.example ssh-ed25519 {KEY_B64}"),
+        ];
+        let kh = KnownHosts::with_bitbucket(&extra);
+        assert_eq!(kh.check("127.0.0.1", 2222, &key()), HostKeyCheck::Trusted);
+        assert_eq!(kh.check("127.0.0.1", 22, &key()), HostKeyCheck::Unknown);
+        assert_eq!(
+            kh.check("git.example.com", 22, &key()),
+            HostKeyCheck::Trusted
+        );
+        assert_eq!(
+            kh.check("bad.example.com", 22, &key()),
+            HostKeyCheck::Unknown
+        );
+        assert_eq!(
+            kh.check("hashed.example", 22, &key()),
+            HostKeyCheck::Trusted
+        );
+        assert_eq!(
+            kh.check("revoked.example", 22, &key()),
+            HostKeyCheck::Revoked
+        );
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            host_and_port("git@bitbucket.org:ws/r.git"),
+            Some(("bitbucket.org".into(), 22))
+        );
+        assert_eq!(
+            host_and_port("ssh://git@127.0.0.1:2222/srv/r.git"),
+            Some(("127.0.0.1".into(), 2222))
+        );
+        assert_eq!(
+            host_and_port("ssh://[::1]:2200/r.git"),
+            Some(("::1".into(), 2200))
+        );
+        assert_eq!(host_and_port("ssh://host/r.git"), Some(("host".into(), 22)));
+    }
+}

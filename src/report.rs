@@ -1,0 +1,249 @@
+//! The JSON report (version 1): one value, documented field by field in the
+//! README, printed as exactly one document on stdout on every run and copied to
+//! REPORT_FILE. The exit-code policy lives here too, in one `match`.
+
+use crate::config::ConfigError;
+use crate::credentials::CredentialKind;
+use serde::Serialize;
+
+pub const REPORT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pushed,
+    NothingToCommit,
+    PullRequest,
+    DryRun,
+    Blocked,
+    InvalidConfiguration,
+    Failed,
+}
+
+/// Stable blockage codes (README "Blockage kinds").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockageKind {
+    BranchRestriction,
+    TwoStepVerification,
+    IpAllowlist,
+    InvalidCredentials,
+    AppPasswordRemoved,
+    InsufficientScope,
+    ReadOnlyKey,
+    RepositoryNotFound,
+    RepositorySizeLimit,
+    NonFastForward,
+    RebaseConflict,
+    Network,
+    HookRejected,
+    Unknown,
+}
+
+impl BlockageKind {
+    /// Transient refusals are worth another attempt after fetch and rebase
+    /// (races) or a pause (network, 5xx). Everything else fails fast.
+    pub fn is_transient(self) -> bool {
+        matches!(self, BlockageKind::NonFastForward | BlockageKind::Network)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Credential {
+    pub kind: CredentialKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Commit {
+    pub sha: String,
+    pub parent: Option<String>,
+    pub message: String,
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Remedy {
+    pub title: String,
+    pub steps: Vec<String>,
+    pub docs: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Blockage {
+    pub kind: BlockageKind,
+    pub summary: String,
+    pub explanation: String,
+    pub remote_messages: Vec<String>,
+    pub ref_status: Option<String>,
+    pub http_status: Option<u16>,
+    pub remedies: Vec<Remedy>,
+    /// Files in conflict (rebase_conflict only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovery {
+    pub bundle: String,
+    pub patch: String,
+    pub restore: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PullRequest {
+    pub id: u64,
+    pub url: String,
+    pub source_branch: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub status: Status,
+    /// One human sentence saying what happened.
+    pub summary: String,
+    pub repository: Option<String>,
+    pub remote: Option<String>,
+    pub branch: Option<String>,
+    pub credential: Option<Credential>,
+    pub commit: Option<Commit>,
+    pub tag: Option<String>,
+    pub attempts: u32,
+    pub blockage: Option<Blockage>,
+    pub recovery: Option<Recovery>,
+    pub pull_request: Option<PullRequest>,
+    pub errors: Vec<ConfigError>,
+    pub duration_ms: u64,
+}
+
+impl Report {
+    pub fn new(status: Status, summary: impl Into<String>) -> Self {
+        Report {
+            version: REPORT_VERSION,
+            status,
+            summary: summary.into(),
+            repository: None,
+            remote: None,
+            branch: None,
+            credential: None,
+            commit: None,
+            tag: None,
+            attempts: 0,
+            blockage: None,
+            recovery: None,
+            pull_request: None,
+            errors: Vec::new(),
+            duration_ms: 0,
+        }
+    }
+
+    /// The whole exit-code policy (README "Exit codes").
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            Status::Pushed | Status::NothingToCommit | Status::PullRequest | Status::DryRun => 0,
+            Status::InvalidConfiguration => 2,
+            Status::Failed => 1,
+            Status::Blocked => match self.blockage.as_ref().map(|b| b.kind) {
+                Some(BlockageKind::InvalidCredentials | BlockageKind::AppPasswordRemoved) => 3,
+                Some(BlockageKind::BranchRestriction) => 4,
+                Some(BlockageKind::TwoStepVerification) => 5,
+                Some(BlockageKind::IpAllowlist) => 6,
+                Some(
+                    BlockageKind::InsufficientScope
+                    | BlockageKind::ReadOnlyKey
+                    | BlockageKind::RepositoryNotFound,
+                ) => 7,
+                Some(BlockageKind::NonFastForward | BlockageKind::RebaseConflict) => 8,
+                Some(BlockageKind::Network) => 9,
+                Some(BlockageKind::RepositorySizeLimit) => 10,
+                Some(BlockageKind::HookRejected | BlockageKind::Unknown) | None => 1,
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocked(kind: BlockageKind) -> Report {
+        let mut r = Report::new(Status::Blocked, "x");
+        r.blockage = Some(Blockage {
+            kind,
+            summary: String::new(),
+            explanation: String::new(),
+            remote_messages: vec![],
+            ref_status: None,
+            http_status: None,
+            remedies: vec![],
+            files: vec![],
+        });
+        r
+    }
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        use BlockageKind::*;
+        let table = [
+            (InvalidCredentials, 3),
+            (AppPasswordRemoved, 3),
+            (BranchRestriction, 4),
+            (TwoStepVerification, 5),
+            (IpAllowlist, 6),
+            (InsufficientScope, 7),
+            (ReadOnlyKey, 7),
+            (RepositoryNotFound, 7),
+            (NonFastForward, 8),
+            (RebaseConflict, 8),
+            (Network, 9),
+            (RepositorySizeLimit, 10),
+            (HookRejected, 1),
+            (Unknown, 1),
+        ];
+        for (kind, code) in table {
+            assert_eq!(blocked(kind).exit_code(), code, "{kind:?}");
+        }
+        for (status, code) in [
+            (Status::Pushed, 0),
+            (Status::NothingToCommit, 0),
+            (Status::PullRequest, 0),
+            (Status::DryRun, 0),
+            (Status::InvalidConfiguration, 2),
+            (Status::Failed, 1),
+        ] {
+            assert_eq!(Report::new(status, "").exit_code(), code);
+        }
+    }
+
+    #[test]
+    fn json_has_every_documented_field() {
+        let v: serde_json::Value =
+            serde_json::from_str(&Report::new(Status::Pushed, "ok").to_json()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in [
+            "version",
+            "status",
+            "summary",
+            "repository",
+            "remote",
+            "branch",
+            "credential",
+            "commit",
+            "tag",
+            "attempts",
+            "blockage",
+            "recovery",
+            "pull_request",
+            "errors",
+            "duration_ms",
+        ] {
+            assert!(keys.contains(&k), "missing {k}");
+        }
+        assert_eq!(v["status"], "pushed");
+        assert_eq!(v["version"], 1);
+    }
+}

@@ -1,0 +1,581 @@
+//! One run of the pipe, start to finish: variables -> config -> commit ->
+//! push with retries -> report. Data flows one way; the decisions about *why*
+//! a push was refused belong to `classify`, the git mechanics to `git`.
+
+use crate::classify::{self, Evidence, Situation};
+use crate::config::{self, Config, ConfigError, RawVars, RunMode, Transport};
+use crate::credentials::Credential;
+use crate::git::remote::{BranchTip, Endpoint, PushOutcome};
+use crate::git::ssh::KnownHosts;
+use crate::git::{
+    self, ArtifactCommit, CommitOutcome, CommitRequest, RebaseOutcome, Repo, WriteMode,
+};
+use crate::log::Logger;
+use crate::report::{self, BlockageKind, Report, Status};
+use crate::secret::{Redactor, Secret};
+use base64::Engine as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the process needs from the outside world, passed in so tests and the
+/// binary share one entry point.
+pub struct Environment {
+    pub vars: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+pub struct Finished {
+    pub report: Report,
+    /// The report as JSON, secrets removed.
+    pub json: String,
+}
+
+pub fn run(env: Environment) -> Finished {
+    let started = Instant::now();
+    let raw = RawVars::from_pairs(env.vars);
+    let redactor = Redactor::new();
+    // Registered before anything is logged, even if the configuration is invalid.
+    for value in [
+        &raw.bitbucket_access_token,
+        &raw.atlassian_api_token,
+        &raw.bitbucket_app_password,
+        &raw.ssh_key,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        redactor.add(value);
+    }
+    let settings = config::log_settings(&raw);
+    let log = Logger::new(settings.color, settings.debug, redactor.clone());
+
+    let mut report = execute(&raw, &env.cwd, &log, &redactor);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    let json = redactor.redact(&report.to_json());
+    if let Some(path) = report_file(&raw) {
+        if let Err(e) = write_report_file(&path, &json) {
+            log.warning(format!(
+                "could not write the report copy to {}: {e}",
+                path.display()
+            ));
+        } else {
+            log.debug(format!("report copied to {}", path.display()));
+        }
+    }
+    Finished { report, json }
+}
+
+fn report_file(raw: &RawVars) -> Option<PathBuf> {
+    raw.report_file.as_ref().map(PathBuf::from).or_else(|| {
+        raw.bitbucket_pipe_storage_dir
+            .as_ref()
+            .map(|d| Path::new(d).join("report.json"))
+    })
+}
+
+fn write_report_file(path: &Path, json: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, format!("{json}\n"))
+}
+
+fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Report {
+    let dry_run = config::parse_bool(raw.dry_run.as_deref(), "DRY_RUN", false).unwrap_or(true);
+    let mode = if dry_run {
+        WriteMode::InMemory
+    } else {
+        WriteMode::Disk
+    };
+    let repo = Repo::open(cwd, mode);
+    let workdir = repo.as_ref().ok().map(|r| r.workdir().to_path_buf());
+    let config = Config::from_vars(raw, workdir.as_deref());
+    let (repo, config) = match (repo, config) {
+        (Ok(repo), Ok(config)) => (repo, config),
+        (repo, config) => {
+            let (mut errors, partial) = match config {
+                Ok(_) => (Vec::new(), Default::default()),
+                Err(e) => e,
+            };
+            if let Err(e) = repo {
+                errors.insert(
+                    0,
+                    ConfigError::new(
+                        "BITBUCKET_CLONE_DIR",
+                        format!("{e:#}; run the pipe in the repository's working tree (Pipelines mounts it as the working directory)"),
+                    ),
+                );
+            }
+            for e in &errors {
+                log.plain(format!("ERROR: {}: {}", e.variable, e.message));
+            }
+            let mut report = Report::new(
+                Status::InvalidConfiguration,
+                format!(
+                    "Invalid configuration: {} problem(s); nothing was changed.",
+                    errors.len()
+                ),
+            );
+            report.errors = errors;
+            report.repository = partial.repository;
+            report.branch = partial.branch;
+            report.remote = partial.remote;
+            log.failure(&report.summary);
+            return report;
+        }
+    };
+    for secret in config.secrets() {
+        redactor.add(secret.expose());
+    }
+    let mut report = Report::new(Status::Failed, "");
+    report.repository = config.repository.clone();
+    report.remote = Some(config.remote.url.clone());
+    report.branch = Some(config.branch.clone());
+    report.credential = Some(report::Credential {
+        kind: config.credential.kind(),
+    });
+    report.tag = config.tag.clone();
+
+    let mut push = Pusher {
+        repo: &repo,
+        config: &config,
+        log,
+        report,
+        tag_oid: None,
+    };
+    match push.go() {
+        Ok(()) => {}
+        Err(e) => {
+            push.report.status = Status::Failed;
+            push.report.summary = format!("Unexpected error: {e:#}");
+            log.failure(&push.report.summary);
+        }
+    }
+    push.report
+}
+
+struct Pusher<'a> {
+    repo: &'a Repo,
+    config: &'a Config,
+    log: &'a Logger,
+    report: Report,
+    tag_oid: Option<git2::Oid>,
+}
+
+impl Pusher<'_> {
+    fn go(&mut self) -> anyhow::Result<()> {
+        let (config, log, repo) = (self.config, self.log, self.repo);
+        self.announce_credential();
+        log.debug(format!(
+            "remote {} ({:?}), branch {}, files {:?}, retries {}, shallow clone: {}",
+            config.remote.url,
+            config.remote.transport,
+            config.branch,
+            config.files,
+            config.retries,
+            repo.is_shallow()
+        ));
+
+        if config.loop_guard && self.loop_guard_applies() {
+            return Ok(());
+        }
+
+        let mode = match config.mode {
+            RunMode::DryRun => WriteMode::InMemory,
+            RunMode::Push => WriteMode::Disk,
+        };
+        let request = CommitRequest {
+            specs: &config.files,
+            include_ignored: config.include_ignored,
+            message: &config.message,
+            author_name: &config.author_name,
+            author_email: &config.author_email,
+            trailer_value: &trailer_value(config),
+        };
+        let artifact = match repo.commit_artifacts(&request, mode)? {
+            CommitOutcome::NothingToCommit => {
+                self.report.status = Status::NothingToCommit;
+                self.report.summary = format!(
+                    "Nothing to commit: FILES ({}) has no changes.",
+                    config.files.join(" ")
+                );
+                log.success(&self.report.summary);
+                return Ok(());
+            }
+            CommitOutcome::Created(c) => c,
+        };
+        log.info(format!(
+            "Committed {} file(s) as {} on top of {}.",
+            artifact.files.len(),
+            short(artifact.oid),
+            artifact
+                .parent
+                .map(short)
+                .unwrap_or_else(|| "nothing".into())
+        ));
+        for f in artifact.files.iter().take(50) {
+            log.debug(format!("  {f}"));
+        }
+        self.set_commit(&artifact, artifact.oid);
+        self.make_tag(artifact.oid, &request, mode)?;
+
+        install_http(config)?;
+        let endpoint = Endpoint {
+            url: config.remote.url.clone(),
+            transport: config.remote.transport,
+            ssh_key: ssh_key(&config.credential),
+            known_hosts: KnownHosts::with_bitbucket(&config.known_hosts),
+        };
+
+        if config.mode == RunMode::DryRun {
+            return self.dry_run(&endpoint, &artifact);
+        }
+
+        let mut current = artifact.clone();
+        loop {
+            self.report.attempts += 1;
+            let refspecs = self.refspecs(current.oid);
+            log.info(format!(
+                "Pushing {} to {} (attempt {}).",
+                short(current.oid),
+                config.branch,
+                self.report.attempts
+            ));
+            log.debug(format!("refspecs: {refspecs:?}"));
+            let evidence = match endpoint.push(repo, &refspecs) {
+                PushOutcome::Accepted(transcript) => {
+                    transcript.remote_lines.iter().for_each(|l| log.remote(l));
+                    if config.remote.transport == Transport::Ssh {
+                        if let Some(e) = self.push_tag_separately(&endpoint) {
+                            return self.refused(e, &current);
+                        }
+                    }
+                    self.report.status = Status::Pushed;
+                    self.report.summary =
+                        format!("Pushed {} to {}.", short(current.oid), config.branch);
+                    log.success(&self.report.summary);
+                    return Ok(());
+                }
+                PushOutcome::Refused(evidence) => evidence,
+            };
+            evidence.remote_lines.iter().for_each(|l| log.remote(l));
+            let kind = classify::kind_of(&evidence, config.credential.kind());
+            if !kind.is_transient() || self.report.attempts > config.retries {
+                return self.refused(evidence, &current);
+            }
+            let pause = backoff(self.report.attempts);
+            log.info(format!(
+                "{} — retrying in {} ms.",
+                retry_reason(kind),
+                pause.as_millis()
+            ));
+            std::thread::sleep(pause);
+            if kind != BlockageKind::NonFastForward {
+                continue;
+            }
+            match endpoint.fetch_branch(repo, &config.branch) {
+                Err(fetch_evidence) => {
+                    fetch_evidence
+                        .remote_lines
+                        .iter()
+                        .for_each(|l| log.remote(l));
+                    if !classify::kind_of(&fetch_evidence, config.credential.kind()).is_transient()
+                    {
+                        return self.refused(fetch_evidence, &current);
+                    }
+                }
+                Ok(BranchTip::Missing) => {}
+                Ok(BranchTip::At(tip)) => match repo.rebase(current.oid, tip)? {
+                    RebaseOutcome::Rebased(new) => {
+                        log.info(format!(
+                            "{} moved to {}; replayed the artifact commit as {}.",
+                            config.branch,
+                            short(tip),
+                            short(new)
+                        ));
+                        repo.advance_head(new)?;
+                        current = ArtifactCommit {
+                            oid: new,
+                            parent: Some(tip),
+                            message: current.message.clone(),
+                            files: repo.files_between(Some(tip), new)?,
+                        };
+                        self.set_commit(&current, new);
+                        self.make_tag(new, &request, mode)?;
+                    }
+                    RebaseOutcome::AlreadyUpstream => {
+                        repo.advance_head(tip)?;
+                        self.report.status = Status::NothingToCommit;
+                        self.report.commit = None;
+                        self.report.summary = format!(
+                            "Nothing to push: {} already holds these changes (at {}).",
+                            config.branch,
+                            short(tip)
+                        );
+                        log.success(&self.report.summary);
+                        return Ok(());
+                    }
+                    RebaseOutcome::Conflict(files) => {
+                        let evidence = Evidence {
+                            conflicts: files,
+                            ..Default::default()
+                        };
+                        return self.refused(evidence, &current);
+                    }
+                },
+            }
+        }
+    }
+
+    fn announce_credential(&self) {
+        let (config, log) = (self.config, self.log);
+        match &config.credential {
+            Credential::Pipeline => log.info(format!(
+                "No credential given: pushing as the pipeline itself, through the Pipelines auth proxy ({}). Branch restrictions apply to these pushes.",
+                config.auth_proxy.as_deref().unwrap_or("-")
+            )),
+            Credential::AppPassword { .. } => {
+                log.warning("App password is deprecated: Bitbucket Cloud removed app passwords on 2026-07-28. Use ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN.");
+                log.info(format!("Using {}.", config.credential.kind().describe()));
+            }
+            c => log.info(format!("Using {}.", c.kind().describe())),
+        }
+    }
+
+    /// LOOP_GUARD: the build was started by our own artifact commit.
+    fn loop_guard_applies(&mut self) -> bool {
+        let rev = self
+            .config
+            .build_commit
+            .clone()
+            .unwrap_or_else(|| "HEAD".into());
+        let Some(message) = self.repo.message_of(&rev) else {
+            self.log.debug(format!(
+                "loop guard: commit {rev} not found locally; not applied"
+            ));
+            return false;
+        };
+        if !Repo::has_trailer(&message) {
+            return false;
+        }
+        self.report.status = Status::NothingToCommit;
+        self.report.summary = format!(
+            "Loop guard: this build was started by commit-back's own artifact commit ({rev}, trailer {}); nothing done. Set LOOP_GUARD=false to run anyway.",
+            git::TRAILER
+        );
+        self.log.success(&self.report.summary);
+        true
+    }
+
+    fn make_tag(
+        &mut self,
+        target: git2::Oid,
+        request: &CommitRequest<'_>,
+        mode: WriteMode,
+    ) -> anyhow::Result<()> {
+        let Some(name) = &self.config.tag else {
+            return Ok(());
+        };
+        self.tag_oid = Some(self.repo.create_tag(name, target, request, mode)?);
+        self.log
+            .debug(format!("annotated tag {name} -> {}", short(target)));
+        Ok(())
+    }
+
+    fn refspecs(&self, commit: git2::Oid) -> Vec<String> {
+        let mut specs = vec![format!("{commit}:refs/heads/{}", self.config.branch)];
+        // Over HTTP the tag travels in the same, atomic, request. Over SSH
+        // libgit2 cannot ask for atomic, so the tag follows the branch.
+        if let (Some(tag), Transport::Http) = (&self.config.tag, self.config.remote.transport) {
+            specs.push(format!("+refs/tags/{tag}:refs/tags/{tag}"));
+        }
+        specs
+    }
+
+    fn push_tag_separately(&self, endpoint: &Endpoint) -> Option<Evidence> {
+        let tag = self.config.tag.as_ref()?;
+        self.log.info(format!("Pushing tag {tag}."));
+        match endpoint.push(self.repo, &[format!("+refs/tags/{tag}:refs/tags/{tag}")]) {
+            PushOutcome::Accepted(_) => None,
+            PushOutcome::Refused(e) => Some(e),
+        }
+    }
+
+    fn set_commit(&mut self, artifact: &ArtifactCommit, oid: git2::Oid) {
+        self.report.commit = Some(report::Commit {
+            sha: oid.to_string(),
+            parent: artifact.parent.map(|p| p.to_string()),
+            message: artifact.message.clone(),
+            files: artifact.files.clone(),
+        });
+    }
+
+    fn situation(&self) -> Situation {
+        Situation {
+            credential: self.config.credential.kind(),
+            transport: self.config.remote.transport,
+            branch: self.config.branch.clone(),
+            repository: self.config.repository.clone(),
+        }
+    }
+
+    fn dry_run(&mut self, endpoint: &Endpoint, artifact: &ArtifactCommit) -> anyhow::Result<()> {
+        let log = self.log;
+        log.info("Dry run: checking push access (nothing will be pushed or changed).");
+        self.report.attempts = 1;
+        match endpoint.check_push_access(self.repo, &self.config.branch) {
+            Ok(tip) => {
+                let upstream = match tip {
+                    BranchTip::Missing => format!(
+                        "{} does not exist yet and would be created",
+                        self.config.branch
+                    ),
+                    BranchTip::At(oid) if Some(oid) == artifact.parent => {
+                        format!("{} is at the commit it would build on", self.config.branch)
+                    }
+                    BranchTip::At(oid) => format!(
+                        "{} is at {}; the commit would be rebased onto it",
+                        self.config.branch,
+                        short(oid)
+                    ),
+                };
+                self.report.status = Status::DryRun;
+                self.report.summary = format!(
+                    "Dry run: would push {} file(s) to {}; access granted, {upstream}.",
+                    artifact.files.len(),
+                    self.config.branch
+                );
+                log.success(&self.report.summary);
+                Ok(())
+            }
+            Err(evidence) => {
+                evidence.remote_lines.iter().for_each(|l| log.remote(l));
+                self.explain(evidence);
+                Ok(())
+            }
+        }
+    }
+
+    /// The push failed for good: keep the commit, explain, report.
+    fn refused(&mut self, evidence: Evidence, commit: &ArtifactCommit) -> anyhow::Result<()> {
+        let tag = self.config.tag.as_deref().zip(self.tag_oid);
+        match self
+            .repo
+            .write_recovery(commit.oid, tag, &self.config.branch)
+        {
+            Ok(files) => {
+                let rel = |p: &Path| {
+                    p.strip_prefix(self.repo.workdir())
+                        .unwrap_or(p)
+                        .display()
+                        .to_string()
+                };
+                let (bundle, patch) = (rel(&files.bundle), rel(&files.patch));
+                self.report.recovery = Some(report::Recovery {
+                    restore: vec![
+                        format!(
+                            "git fetch {bundle} {}:commit-back-recovery",
+                            files.bundle_ref
+                        ),
+                        format!("git am --3way {patch}"),
+                    ],
+                    bundle,
+                    patch,
+                });
+            }
+            Err(e) => self
+                .log
+                .warning(format!("could not write the recovery bundle: {e:#}")),
+        }
+        self.explain(evidence);
+        if let Some(r) = &self.report.recovery {
+            self.log.info(format!(
+                "The artifact commit {} is kept: bundle {} and patch {}.",
+                short(commit.oid),
+                r.bundle,
+                r.patch
+            ));
+            self.log.info(format!(
+                "Restore with `{}` or `{}`.",
+                r.restore[0], r.restore[1]
+            ));
+        }
+        Ok(())
+    }
+
+    fn explain(&mut self, evidence: Evidence) {
+        let blockage = classify::classify(&evidence, &self.situation());
+        let log = self.log;
+        self.report.status = Status::Blocked;
+        self.report.summary = blockage.summary.clone();
+        log.failure(&blockage.summary);
+        log.plain(&blockage.explanation);
+        if let Some(g) = evidence.git_error.as_ref().filter(|_| log.debug_enabled()) {
+            log.debug(format!(
+                "git error: class={} code={} message={}",
+                g.class, g.code, g.message
+            ));
+        }
+        for (i, r) in blockage.remedies.iter().enumerate() {
+            log.plain(format!("Fix {}: {}", i + 1, r.title));
+            for s in &r.steps {
+                log.plain(format!("  - {s}"));
+            }
+            if let Some(d) = &r.docs {
+                log.plain(format!("  Docs: {d}"));
+            }
+        }
+        self.report.blockage = Some(blockage);
+    }
+}
+
+fn trailer_value(config: &Config) -> String {
+    match &config.build_number {
+        Some(n) => format!("{VERSION} build {n}"),
+        None => VERSION.to_owned(),
+    }
+}
+
+fn ssh_key(credential: &Credential) -> Option<Secret> {
+    match credential {
+        Credential::SshKey { private_key, .. } => Some(private_key.clone()),
+        _ => None,
+    }
+}
+
+fn install_http(config: &Config) -> anyhow::Result<()> {
+    let authorization = config.credential.git_http_basic().map(|(user, secret)| {
+        Secret::new(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", secret.expose()))
+        ))
+    });
+    git::http::install(git::http::HttpSettings {
+        authorization,
+        proxy: config.auth_proxy.clone(),
+        timeout: config.network_timeout,
+        atomic: config.tag.is_some(),
+        user_agent: format!("git/2.0 (commit-back {VERSION})"),
+    })
+}
+
+/// Exponential backoff with full jitter: spreads racing pipes apart.
+fn backoff(attempt: u32) -> Duration {
+    let base = 250u64.saturating_mul(1 << attempt.min(5)).min(4000);
+    Duration::from_millis(base / 2 + fastrand::u64(0..=base))
+}
+
+fn retry_reason(kind: BlockageKind) -> &'static str {
+    match kind {
+        BlockageKind::NonFastForward => {
+            "The branch moved while we pushed (lost a race); fetching and rebasing"
+        }
+        _ => "The network failed",
+    }
+}
+
+fn short(oid: git2::Oid) -> String {
+    oid.to_string()[..12].to_owned()
+}
