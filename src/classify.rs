@@ -263,6 +263,13 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
             "A server-side hook refused the push.".into(),
             "The server refused the push with a message commit-back does not recognise; the server's own words are quoted below.".into(),
         ),
+        Unknown if e.git_error.as_ref().is_some_and(|g| g.message.contains("SSH host key")) => (
+            "The SSH server's host key could not be verified.".into(),
+            format!(
+                "{}. commit-back never trusts an SSH host on first use: it knows Bitbucket's published keys, the pipeline's known_hosts and KNOWN_HOSTS.",
+                e.git_error.as_ref().map(|g| g.message.as_str()).unwrap_or_default()
+            ),
+        ),
         Unknown => (
             "The push failed for a reason commit-back does not recognise.".into(),
             e.git_error.as_ref().map(|g| g.message.clone()).unwrap_or_else(|| "No further detail was given.".into()),

@@ -210,15 +210,15 @@ impl Config {
             .repository
             .clone()
             .or_else(|| raw.bitbucket_repo_full_name.clone());
-        if let Some(r) = &repository {
-            if !is_repo_full_name(r) {
-                err(ConfigError::new(
-                    "REPOSITORY",
-                    format!(
-                        "'{r}' is not of the form workspace/repo_slug; set REPOSITORY=myworkspace/my-repo"
-                    ),
-                ));
-            }
+        if let Some(r) = &repository
+            && !is_repo_full_name(r)
+        {
+            err(ConfigError::new(
+                "REPOSITORY",
+                format!(
+                    "'{r}' is not of the form workspace/repo_slug; set REPOSITORY=myworkspace/my-repo"
+                ),
+            ));
         }
 
         let tag = match &raw.tag {
@@ -618,13 +618,15 @@ pub fn parse_remote_url(url: &str) -> Result<Remote, ConfigError> {
         });
     }
     // scp-like: user@host:path
-    if let Some((userhost, path)) = url.split_once(':') {
-        if userhost.contains('@') && !path.is_empty() && !userhost.contains('/') {
-            return Ok(Remote {
-                url: url.to_owned(),
-                transport: Transport::Ssh,
-            });
-        }
+    if let Some((userhost, path)) = url.split_once(':')
+        && userhost.contains('@')
+        && !path.is_empty()
+        && !userhost.contains('/')
+    {
+        return Ok(Remote {
+            url: url.to_owned(),
+            transport: Transport::Ssh,
+        });
     }
     bad(&format!("'{url}' is not an http, https or ssh git URL"))
 }

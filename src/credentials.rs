@@ -162,10 +162,13 @@ pub fn resolve(raw: &RawVars) -> Result<Credential, Vec<ConfigError>> {
         ));
     }
     let auth = raw.auth.as_deref().map(|a| a.trim().to_ascii_lowercase());
-    if let Some(a) = &auth {
-        if a != "ssh" {
-            errors.push(ConfigError::new("AUTH", format!("'{a}' is not supported; AUTH=ssh uses the pipeline's own SSH key, leave AUTH unset otherwise")));
-        }
+    if let Some(a) = &auth
+        && a != "ssh"
+    {
+        errors.push(ConfigError::new(
+            "AUTH",
+            format!("'{a}' is not supported; AUTH=ssh uses the pipeline's own SSH key, leave AUTH unset otherwise"),
+        ));
     }
     let ssh_key = raw
         .ssh_key

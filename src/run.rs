@@ -227,6 +227,7 @@ impl Pusher<'_> {
             transport: config.remote.transport,
             ssh_key: ssh_key(&config.credential),
             known_hosts: KnownHosts::with_bitbucket(&config.known_hosts),
+            host_key_problem: Default::default(),
         };
 
         if config.mode == RunMode::DryRun {
@@ -247,10 +248,10 @@ impl Pusher<'_> {
             let evidence = match endpoint.push(repo, &refspecs) {
                 PushOutcome::Accepted(transcript) => {
                     transcript.remote_lines.iter().for_each(|l| log.remote(l));
-                    if config.remote.transport == Transport::Ssh {
-                        if let Some(e) = self.push_tag_separately(&endpoint) {
-                            return self.refused(e, &current);
-                        }
+                    if config.remote.transport == Transport::Ssh
+                        && let Some(e) = self.push_tag_separately(&endpoint)
+                    {
+                        return self.refused(e, &current);
                     }
                     self.report.status = Status::Pushed;
                     self.report.summary =
@@ -344,13 +345,15 @@ impl Pusher<'_> {
         }
     }
 
-    /// LOOP_GUARD: the build was started by our own artifact commit.
+    /// LOOP_GUARD: the build was started by our own artifact commit. Only a
+    /// CI-given build commit counts: on a laptop HEAD is often our last commit,
+    /// and that must not stop the next run.
     fn loop_guard_applies(&mut self) -> bool {
-        let rev = self
-            .config
-            .build_commit
-            .clone()
-            .unwrap_or_else(|| "HEAD".into());
+        let Some(rev) = self.config.build_commit.clone() else {
+            self.log
+                .debug("loop guard: no BITBUCKET_COMMIT, not applied");
+            return false;
+        };
         let Some(message) = self.repo.message_of(&rev) else {
             self.log.debug(format!(
                 "loop guard: commit {rev} not found locally; not applied"

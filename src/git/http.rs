@@ -93,12 +93,10 @@ fn factory(remote: &git2::Remote<'_>) -> Result<Transport, git2::Error> {
 /// The failure recorded by the last refused request, cleared on read.
 pub fn take_failure() -> Option<HttpFailure> {
     let ctx = CONTEXT.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
-    let failure = ctx
-        .last_failure
+    ctx.last_failure
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .take();
-    failure
+        .take()
 }
 
 struct Subtransport {

@@ -23,6 +23,9 @@ pub struct Endpoint {
     pub transport: Transport,
     pub ssh_key: Option<Secret>,
     pub known_hosts: KnownHosts,
+    /// libgit2 replaces the certificate callback's error text with its own
+    /// "invalid or unknown remote ssh hostkey"; ours is kept here.
+    pub host_key_problem: RefCell<Option<String>>,
 }
 
 /// What the server said while we talked to it.
@@ -98,6 +101,8 @@ impl Endpoint {
     }
 
     /// Fetches the target branch; where it points now.
+    // Evidence is built once per failed attempt; boxing it buys nothing.
+    #[allow(clippy::result_large_err)]
     pub fn fetch_branch(&self, repo: &Repo, branch: &str) -> Result<BranchTip, Evidence> {
         let raw = repo.raw();
         if let Ok(mut r) = raw.find_reference(UPSTREAM_REF) {
@@ -129,6 +134,7 @@ impl Endpoint {
 
     /// The dry run's access check: the receive-pack ref advertisement, which
     /// is where Bitbucket refuses credentials, 2SV, IP allowlists and scopes.
+    #[allow(clippy::result_large_err)]
     pub fn check_push_access(&self, repo: &Repo, branch: &str) -> Result<BranchTip, Evidence> {
         let auth_attempts = Cell::new(0u32);
         let mut remote = repo
@@ -183,23 +189,31 @@ impl Endpoint {
                     return Err(git2::Error::from_str("the SSH server sent no host key"));
                 };
                 let (host, port) = host_and_port(&self.url).unwrap_or_else(|| (hostname.to_owned(), 22));
-                match self.known_hosts.check(&host, port, hostkey) {
-                    HostKeyCheck::Trusted => Ok(CertificateCheckStatus::CertificateOk),
-                    HostKeyCheck::Unknown => Err(host_key_error(&host, port, "is not known: add it to KNOWN_HOSTS (ssh-keyscan output) or the pipeline's known hosts")),
-                    HostKeyCheck::Mismatch => Err(host_key_error(&host, port, "does not match the known key: refusing to connect (possible man-in-the-middle, or the server's key changed)")),
-                    HostKeyCheck::Revoked => Err(host_key_error(&host, port, "is revoked in known_hosts")),
-                }
+                let problem = match self.known_hosts.check(&host, port, hostkey) {
+                    HostKeyCheck::Trusted => return Ok(CertificateCheckStatus::CertificateOk),
+                    HostKeyCheck::Unknown => "is not known: add it to KNOWN_HOSTS (ssh-keyscan output) or the pipeline's known hosts",
+                    HostKeyCheck::Mismatch => "does not match the known key: refusing to connect (possible man-in-the-middle, or the server's key changed)",
+                    HostKeyCheck::Revoked => "is revoked in known_hosts",
+                };
+                let message = format!("the SSH host key of {host}:{port} {problem}");
+                *self.host_key_problem.borrow_mut() = Some(message.clone());
+                Err(git2::Error::new(git2::ErrorCode::Certificate, git2::ErrorClass::Ssh, message))
             });
         }
         cb
     }
 
     fn evidence(&self, e: git2::Error, mut remote_lines: Vec<String>) -> Evidence {
+        let message = self
+            .host_key_problem
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| e.message().to_owned());
         let mut evidence = Evidence {
             git_error: Some(GitErrorInfo {
                 class: format!("{:?}", e.class()),
                 code: format!("{:?}", e.code()),
-                message: e.message().to_owned(),
+                message,
             }),
             ..Default::default()
         };
@@ -207,12 +221,11 @@ impl Endpoint {
             if let Some(f) = http::take_failure() {
                 evidence.http_status = f.status;
                 remote_lines.extend(f.body_lines);
-                if let Some(err) = f.error {
-                    if let Some(g) = evidence.git_error.as_mut() {
-                        if !g.message.contains(&err) {
-                            g.message = format!("{}: {err}", g.message);
-                        }
-                    }
+                if let Some(err) = f.error
+                    && let Some(g) = evidence.git_error.as_mut()
+                    && !g.message.contains(&err)
+                {
+                    g.message = format!("{}: {err}", g.message);
                 }
             }
         } else if e.class() == git2::ErrorClass::Ssh && e.code() == git2::ErrorCode::Eof {
@@ -223,14 +236,6 @@ impl Endpoint {
         evidence.remote_lines = remote_lines;
         evidence
     }
-}
-
-fn host_key_error(host: &str, port: u16, what: &str) -> git2::Error {
-    git2::Error::new(
-        git2::ErrorCode::Certificate,
-        git2::ErrorClass::Ssh,
-        format!("the SSH host key of {host}:{port} {what}"),
-    )
 }
 
 /// Sideband text arrives in chunks, mixed with `\r` progress and padded with

@@ -1,0 +1,415 @@
+//! A real git server over HTTP: `git http-backend` (CGI) behind a small
+//! HTTP/1.1 server on 127.0.0.1 that authenticates like Bitbucket (Basic for
+//! git; 401 with Bitbucket's realm) and can answer with Bitbucket's exact
+//! refusal texts. It also serves as the Pipelines auth proxy: a request in
+//! absolute form (`GET http://bitbucket.org/ws/repo/info/refs`) without
+//! credentials is what a client sends through a proxy, and is authenticated
+//! as the pipeline. The server stops when dropped.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A canned answer, e.g. 403 "To access this repository, enable two-step authentication."
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Default)]
+struct State {
+    /// "user:password" -> REMOTE_USER.
+    accounts: HashMap<String, String>,
+    /// Password (secret) -> canned refusal, checked before accounts.
+    refusals: HashMap<String, Answer>,
+    /// Answers for the next requests, whoever sends them (fault injection).
+    next_answers: Vec<Answer>,
+    /// REMOTE_USER for proxied requests without credentials (the auth proxy).
+    proxy_user: Option<String>,
+    log: Vec<RequestRecord>,
+}
+
+/// What the server saw, for assertions.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub proxied: bool,
+    pub user: Option<String>,
+    pub status: u16,
+}
+
+pub struct GitHttpServer {
+    addr: std::net::SocketAddr,
+    root: PathBuf,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl GitHttpServer {
+    /// Serves the bare repositories under `root` (URL path = path below root).
+    pub fn start(root: &Path) -> GitHttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (root2, state2, stop2) = (root.to_path_buf(), state.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (root, state) = (root2.clone(), state2.clone());
+                std::thread::spawn(move || {
+                    let _ = handle(conn, &root, &state);
+                });
+            }
+        });
+        GitHttpServer {
+            addr,
+            root: root.to_path_buf(),
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:PORT/<path>`
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.addr.port(),
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// The proxy address for the pipeline credential.
+    pub fn proxy_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Accepts Basic `user:password`, pushing as `remote_user` (what hooks see).
+    pub fn account(&self, user: &str, password: &str, remote_user: &str) -> &Self {
+        self.state
+            .lock()
+            .unwrap()
+            .accounts
+            .insert(format!("{user}:{password}"), remote_user.to_owned());
+        self
+    }
+
+    /// Any request carrying `password` gets this answer.
+    pub fn refuse(&self, password: &str, status: u16, body: &str) -> &Self {
+        self.state.lock().unwrap().refusals.insert(
+            password.to_owned(),
+            Answer {
+                status,
+                body: body.to_owned(),
+            },
+        );
+        self
+    }
+
+    /// The next requests get these answers, in order, before normal service.
+    pub fn answer_next(&self, answers: Vec<Answer>) -> &Self {
+        self.state.lock().unwrap().next_answers = answers;
+        self
+    }
+
+    /// Act as the Pipelines auth proxy: proxied requests without credentials push as `user`.
+    pub fn proxy_as(&self, user: &str) -> &Self {
+        self.state.lock().unwrap().proxy_user = Some(user.to_owned());
+        self
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.lock().unwrap().log.clone()
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    query: String,
+    proxied: bool,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let mut target = parts.next().unwrap_or("/").to_owned();
+    let mut proxied = false;
+    if let Some(rest) = target.strip_prefix("http://") {
+        proxied = true;
+        target = rest
+            .find('/')
+            .map(|i| rest[i..].to_owned())
+            .unwrap_or_else(|| "/".into());
+    }
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let mut body = Vec::new();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            if n == 0 {
+                let mut end = String::new();
+                reader.read_line(&mut end)?;
+                break;
+            }
+            let start = body.len();
+            body.resize(start + n, 0);
+            reader.read_exact(&mut body[start..])?;
+            let mut crlf = [0u8; 2];
+            reader.read_exact(&mut crlf)?;
+        }
+    } else if let Some(len) = headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        body.resize(len, 0);
+        reader.read_exact(&mut body)?;
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_owned(), q.to_owned()),
+        None => (target.clone(), String::new()),
+    };
+    Ok(Request {
+        method,
+        path,
+        query,
+        proxied,
+        headers,
+        body,
+    })
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        410 => "Gone",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+fn basic_credentials(headers: &HashMap<String, String>) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get("authorization")?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?,
+    )
+    .ok()?;
+    let (u, p) = decoded.split_once(':')?;
+    Some((u.to_owned(), p.to_owned()))
+}
+
+fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut out = conn.try_clone()?;
+    let mut reader = BufReader::new(conn);
+    let req = read_request(&mut reader)?;
+
+    // Decide who this is, or answer for them.
+    let decision: Result<String, Answer> = {
+        let mut st = state.lock().unwrap();
+        if !st.next_answers.is_empty() {
+            Err(st.next_answers.remove(0))
+        } else {
+            match basic_credentials(&req.headers) {
+                Some((u, p)) => {
+                    if let Some(a) = st.refusals.get(&p) {
+                        Err(a.clone())
+                    } else if let Some(user) = st.accounts.get(&format!("{u}:{p}")) {
+                        Ok(user.clone())
+                    } else {
+                        // Bitbucket's generic refusal (KB 942864127).
+                        Err(Answer {
+                            status: 401,
+                            body: "Invalid credentials\n".into(),
+                        })
+                    }
+                }
+                None => match (&st.proxy_user, req.proxied) {
+                    (Some(user), true) => Ok(user.clone()),
+                    _ => Err(Answer {
+                        status: 401,
+                        body: "Unauthorized\n".into(),
+                    }),
+                },
+            }
+        }
+    };
+    let record = |status: u16, user: Option<String>| {
+        state.lock().unwrap().log.push(RequestRecord {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            proxied: req.proxied,
+            user,
+            status,
+        });
+    };
+    let user = match decision {
+        Ok(u) => u,
+        Err(a) => {
+            record(a.status, None);
+            let mut headers = vec![(
+                "Content-Type".to_string(),
+                "text/plain; charset=utf-8".to_string(),
+            )];
+            if a.status == 401 {
+                headers.push((
+                    "WWW-Authenticate".into(),
+                    "Basic realm=\"Bitbucket.org HTTP\"".into(),
+                ));
+            }
+            respond(&mut out, a.status, &headers, a.body.as_bytes())?;
+            let _ = out.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    };
+
+    let mut cmd = Command::new("git");
+    cmd.arg("http-backend")
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
+        .env("HOME", root)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", &req.method)
+        .env("PATH_INFO", &req.path)
+        .env("QUERY_STRING", &req.query)
+        .env("REMOTE_USER", &user)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("CONTENT_LENGTH", req.body.len().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(ct) = req.headers.get("content-type") {
+        cmd.env("CONTENT_TYPE", ct);
+    }
+    if let Some(ce) = req.headers.get("content-encoding") {
+        cmd.env("HTTP_CONTENT_ENCODING", ce);
+    }
+    if let Some(gp) = req.headers.get("git-protocol") {
+        cmd.env("GIT_PROTOCOL", gp);
+    }
+    let mut child = cmd.spawn()?;
+    let mut stdin = child.stdin.take().unwrap();
+    let body = req.body.clone();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&body);
+    });
+    let output = child.wait_with_output()?;
+    let _ = writer.join();
+    let raw = output.stdout;
+    let split = find_header_end(&raw);
+    let (head, body) = match split {
+        Some((h, b)) => (String::from_utf8_lossy(&raw[..h]).into_owned(), &raw[b..]),
+        None => (String::new(), &raw[..]),
+    };
+    let mut status = 200;
+    let mut headers = Vec::new();
+    for line in head.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("status") {
+                status = v
+                    .split_whitespace()
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(500);
+            } else {
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+    }
+    record(status, Some(user));
+    respond(&mut out, status, &headers, body)?;
+    let _ = out.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+fn find_header_end(raw: &[u8]) -> Option<(usize, usize)> {
+    if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+        return Some((i, i + 4));
+    }
+    raw.windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| (i, i + 2))
+}

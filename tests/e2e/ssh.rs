@@ -1,0 +1,149 @@
+//! SSH with real key authentication against OpenSSH sshd on 127.0.0.1.
+
+use crate::Fixture;
+use base64::Engine as _;
+use testkit::sshd::{Sshd, keygen, read_only_key_line};
+use testkit::{PipeRun, git};
+
+struct SshFixture {
+    f: Fixture,
+    sshd: Sshd,
+    key: testkit::sshd::KeyPair,
+}
+
+fn fixture(read_only: bool, register: bool) -> SshFixture {
+    let f = Fixture::new(Some(50));
+    let dir = f.world.path().join("ssh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = keygen(&dir, "bot_key");
+    let other = keygen(&dir, "someone_else");
+    let line = match (register, read_only) {
+        (false, _) => other.public_line.clone(),
+        (true, false) => key.public_line.clone(),
+        (true, true) => read_only_key_line(&dir, &key.public_line),
+    };
+    let sshd = Sshd::start(&dir.join("sshd"), &[line]);
+    SshFixture { f, sshd, key }
+}
+
+impl SshFixture {
+    fn private_key(&self) -> String {
+        std::fs::read_to_string(&self.key.private).unwrap()
+    }
+
+    fn run(&self, extra: &[(&str, &str)]) -> PipeRun {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(self.private_key());
+        let url = self.sshd.url(&self.f.bare);
+        let mut env = vec![
+            ("BITBUCKET_ACCESS_TOKEN", ""),
+            ("SSH_KEY", b64.as_str()),
+            ("REMOTE_URL", url.as_str()),
+            ("KNOWN_HOSTS", self.sshd.known_hosts_line.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        self.f
+            .write("dist/ids.json", &format!("{}\n", std::process::id()));
+        let run = self.f.run(&env);
+        // No line of the private key may leak.
+        for line in self
+            .private_key()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+        {
+            run.assert_secret_absent(line, &self.f.clone);
+        }
+        run.assert_secret_absent(&b64, &self.f.clone);
+        run
+    }
+}
+
+#[test]
+fn ssh_key_variable_pushes() {
+    let s = fixture(false, true);
+    let run = s.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["credential"]["kind"], "ssh_key");
+    assert_eq!(
+        s.f.upstream_tip(),
+        run.report["commit"]["sha"].as_str().unwrap()
+    );
+    git(&s.f.bare, &["fsck", "--strict"]);
+}
+
+#[test]
+fn pipeline_key_file_and_its_known_hosts() {
+    let s = fixture(false, true);
+    // The layout Pipelines mounts: id_rsa and known_hosts side by side.
+    let mount = s.f.world.path().join("agent-ssh");
+    std::fs::create_dir_all(&mount).unwrap();
+    std::fs::copy(&s.key.private, mount.join("id_rsa")).unwrap();
+    std::fs::write(
+        mount.join("known_hosts"),
+        format!("{}\n", s.sshd.known_hosts_line),
+    )
+    .unwrap();
+    let key_file = mount.join("id_rsa");
+    let run = s.run(&[
+        ("SSH_KEY", ""),
+        ("KNOWN_HOSTS", ""),
+        ("AUTH", "ssh"),
+        ("BITBUCKET_SSH_KEY_FILE", key_file.to_str().unwrap()),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["credential"]["kind"], "ssh_key");
+}
+
+#[test]
+fn unknown_host_key_is_refused() {
+    let s = fixture(false, true);
+    let run = s.run(&[("KNOWN_HOSTS", "")]);
+    assert_ne!(run.code, 0);
+    assert_eq!(run.status(), "blocked");
+    assert!(run.stderr.contains("is not known"), "{}", run.stderr);
+    assert!(!run.report["recovery"].is_null());
+}
+
+#[test]
+fn tag_follows_the_branch_over_ssh() {
+    let s = fixture(false, true);
+    let run = s.run(&[("TAG", "v9")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        git(&s.f.bare, &["rev-parse", "v9^{commit}"]),
+        s.f.upstream_tip()
+    );
+}
+
+#[test]
+fn unregistered_key_fails_once_as_invalid_credentials() {
+    let s = fixture(false, false);
+    let run = s.run(&[]);
+    assert_eq!(run.blockage_kind(), "invalid_credentials", "{}", run.stderr);
+    assert_eq!(run.code, 3);
+    assert_eq!(run.report["attempts"], 1);
+}
+
+#[test]
+fn read_only_access_key() {
+    let s = fixture(true, true);
+    let run = s.run(&[]);
+    assert_eq!(run.blockage_kind(), "read_only_key", "{}", run.stderr);
+    assert_eq!(run.code, 7);
+    assert_eq!(
+        run.report["blockage"]["remote_messages"][0],
+        testkit::texts::READ_ONLY_KEY
+    );
+}
+
+#[test]
+fn branch_restriction_over_ssh() {
+    let s = fixture(false, true);
+    s.f.world.hook(
+        &s.f.bare,
+        "pre-receive",
+        "#!/bin/sh\necho 'Permission denied to update branch main.' >&2\nexit 1\n",
+    );
+    let run = s.run(&[]);
+    assert_eq!(run.blockage_kind(), "branch_restriction", "{}", run.stderr);
+    assert_eq!(run.code, 4);
+}
