@@ -9,3 +9,4 @@ pub mod log;
 pub mod report;
 pub mod run;
 pub mod secret;
+pub mod variables;

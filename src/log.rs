@@ -47,7 +47,7 @@ impl Logger {
         let text = self.redactor.redact(text);
         let mut err = std::io::stderr().lock();
         for line in text.lines() {
-            let _ = if self.color {
+            let _ = if self.color && !color.is_empty() {
                 writeln!(err, "{color}{line}{RESET}")
             } else {
                 writeln!(err, "{line}")

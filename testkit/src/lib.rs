@@ -283,3 +283,28 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// COMMIT_BACK_BIN, else the workspace's binary, built now with cargo
+/// (`release` for benchmarks).
+pub fn commit_back_binary(release: bool) -> Result<PathBuf, String> {
+    if let Ok(b) = std::env::var("COMMIT_BACK_BIN") {
+        return std::fs::canonicalize(&b).map_err(|e| format!("COMMIT_BACK_BIN={b}: {e}"));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "-q", "--bin", "commit-back", "--manifest-path"])
+        .arg(root.join("Cargo.toml"));
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build --bin commit-back failed".into());
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    Ok(target
+        .join(if release { "release" } else { "debug" })
+        .join("commit-back"))
+}

@@ -4,6 +4,7 @@
 //! appears nowhere.
 
 mod config_errors;
+mod docs;
 mod http_push;
 mod races;
 mod refusals;

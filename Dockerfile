@@ -1,0 +1,22 @@
+# commit-back: one static binary in an empty image.
+#
+# Release build (a publisher with internet access):
+#   docker build -t commitback/commit-back:0.1.0 .
+# The builder links glibc statically (crt-static) with vendored libgit2,
+# libssh2 and OpenSSL; the final image holds the binary and a CA bundle only.
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN RUSTFLAGS='-C target-feature=+crt-static' \
+    cargo build --release --locked --target x86_64-unknown-linux-gnu --bin commit-back
+
+FROM debian:bookworm-slim AS certs
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
+
+FROM scratch
+COPY --from=certs /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /src/target/x86_64-unknown-linux-gnu/release/commit-back /commit-back
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+WORKDIR /opt/atlassian/pipelines/agent/build
+ENTRYPOINT ["/commit-back"]

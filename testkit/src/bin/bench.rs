@@ -1,0 +1,156 @@
+//! Benchmark: commit and push N files with commit-back versus the git CLI
+//! (`git add -A && git commit && git push`), same clone shape, same local
+//! server, in one run. Prints a table: median wall time and median peak
+//! memory (max RSS of the process tree, from wait4) over R runs each.
+//!
+//! Run: `cargo run --release -p testkit --bin bench -- [--runs 5] [--files 1,10000]`
+
+use base64::Engine as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use testkit::{GitHttpServer, World};
+
+const TOKEN: &str = "bench-access-token-0001";
+
+struct Sample {
+    wall: Duration,
+    max_rss_kb: u64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let runs: usize = arg("--runs").and_then(|v| v.parse().ok()).unwrap_or(5);
+    let sizes: Vec<usize> = arg("--files")
+        .unwrap_or_else(|| "1,10000".into())
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let history: usize = arg("--history").and_then(|v| v.parse().ok()).unwrap_or(500);
+    let bin = testkit::commit_back_binary(true).expect("build commit-back");
+
+    let world = World::new();
+    let bare = world.upstream("bench/repo", history);
+    let server = GitHttpServer::start(&world.root());
+    server.account("x-token-auth", TOKEN, "bench");
+    let url = server.url("bench/repo.git");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-token-auth:{TOKEN}"));
+
+    println!(
+        "commit-back {} vs {}; upstream {history} commits, depth-50 clones, median of {runs} runs",
+        bin.display(),
+        git_version()
+    );
+    println!();
+    println!("| files | tool | wall ms | peak RSS MB | wall ratio | RSS ratio |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    let mut n_clone = 0;
+    for &files in &sizes {
+        let mut results: Vec<(&str, Vec<Sample>)> =
+            vec![("commit-back", vec![]), ("git CLI", vec![])];
+        for _ in 0..runs {
+            for (tool, samples) in results.iter_mut() {
+                n_clone += 1;
+                let clone =
+                    world.pipelines_clone(&bare, &format!("c{n_clone}"), "main", Some(50), &url);
+                generate(&clone, files, n_clone);
+                let sample = if *tool == "commit-back" {
+                    let mut cmd = Command::new(&bin);
+                    cmd.current_dir(&clone).env_clear().envs([
+                        ("BRANCH", "main"),
+                        ("REPOSITORY", "bench/repo"),
+                        ("REMOTE_URL", url.as_str()),
+                        ("BITBUCKET_ACCESS_TOKEN", TOKEN),
+                        ("NO_COLOR", "1"),
+                    ]);
+                    measure(&mut cmd)
+                } else {
+                    let script = "git add -A && git commit -q -m 'Update build artifacts [skip ci]' && git push -q origin HEAD:main";
+                    let mut sh = Command::new("sh");
+                    sh.current_dir(&clone)
+                        .args(["-c", script])
+                        .env("GIT_CONFIG_NOSYSTEM", "1")
+                        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                        .env("GIT_CONFIG_COUNT", "1")
+                        .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                        .env(
+                            "GIT_CONFIG_VALUE_0",
+                            format!("Authorization: Basic {basic}"),
+                        )
+                        .env("GIT_TERMINAL_PROMPT", "0");
+                    measure(&mut sh)
+                };
+                samples.push(sample);
+                let _ = std::fs::remove_dir_all(&clone);
+            }
+        }
+        let med = |s: &[Sample]| {
+            (
+                median(s.iter().map(|x| x.wall.as_secs_f64() * 1000.0).collect()),
+                median(s.iter().map(|x| x.max_rss_kb as f64 / 1024.0).collect()),
+            )
+        };
+        let (cb_wall, cb_rss) = med(&results[0].1);
+        let (git_wall, git_rss) = med(&results[1].1);
+        println!(
+            "| {files} | commit-back | {cb_wall:.1} | {cb_rss:.1} | {:.2}× | {:.2}× |",
+            cb_wall / git_wall,
+            cb_rss / git_rss
+        );
+        println!("| {files} | git CLI | {git_wall:.1} | {git_rss:.1} | 1.00× | 1.00× |");
+    }
+}
+
+fn generate(dir: &Path, files: usize, seed: usize) {
+    let gen_dir = dir.join("generated");
+    for i in 0..files {
+        let sub = gen_dir.join(format!("{:03}", i % 100));
+        if i < 100 {
+            std::fs::create_dir_all(&sub).unwrap();
+        }
+        std::fs::write(
+            sub.join(format!("item-{i}.json")),
+            format!("{{\"id\": {i}, \"run\": {seed}}}\n"),
+        )
+        .unwrap();
+    }
+}
+
+/// Runs to completion; wall time and the peak RSS of the process and the
+/// children it waited for (Linux wait4 rusage).
+fn measure(cmd: &mut Command) -> Sample {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let start = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child, with valid out-pointers.
+    let r = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    assert!(r > 0, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "benchmarked command failed: {cmd:?}"
+    );
+    Sample {
+        wall,
+        max_rss_kb: usage.ru_maxrss as u64,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn git_version() -> String {
+    let out = Command::new("git").arg("--version").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
