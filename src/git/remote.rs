@@ -74,6 +74,8 @@ impl Endpoint {
             });
             let mut opts = PushOptions::new();
             opts.remote_callbacks(callbacks);
+            // Delta search on every core, as git does (libgit2 defaults to one thread).
+            opts.packbuilder_parallelism(0);
             repo.raw()
                 .remote_anonymous(&self.url)
                 .and_then(|mut remote| remote.push(refspecs, Some(&mut opts)))

@@ -17,6 +17,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A canned answer, e.g. 403 "To access this repository, enable two-step authentication."
+/// Status 0 means: accept the request and never answer (a hung server; the
+/// connection is dropped after 30 s so the test server still stops by itself).
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
@@ -323,6 +325,11 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
     };
     let user = match decision {
         Ok(u) => u,
+        Err(a) if a.status == 0 => {
+            record(0, None);
+            std::thread::sleep(Duration::from_secs(30));
+            return Ok(());
+        }
         Err(a) => {
             record(a.status, None);
             let mut headers = vec![(

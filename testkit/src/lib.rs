@@ -3,6 +3,7 @@
 //! and a runner that executes the real binary with a cleared environment and
 //! checks its output contract.
 
+pub mod demo;
 pub mod http;
 pub mod sshd;
 

@@ -321,3 +321,80 @@ fn another_repository_can_be_the_target() {
         run.report["commit"]["sha"].as_str().unwrap()
     );
 }
+
+#[test]
+fn debug_log_is_verbose_and_still_secret_free() {
+    let f = Fixture::new(Some(50));
+    f.server.refuse(TOKEN, 403, testkit::texts::TWO_STEP);
+    f.write("a.txt", "1\n");
+    let run = f.run(&[("DEBUG", "true")]);
+    assert!(run.stderr.contains("DEBUG: remote "), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("DEBUG: git error: class="),
+        "{}",
+        run.stderr
+    );
+    run.assert_secret_absent(TOKEN, &f.clone);
+    // Base64 of the Basic credential is what would leak from a header dump.
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-token-auth:{TOKEN}"));
+    run.assert_secret_absent(&basic, &f.clone);
+}
+
+#[test]
+fn working_tree_owned_by_another_uid_works() {
+    // Pipelines mounts the clone owned by another uid than the pipe's user.
+    // libgit2 refuses such repositories unless its ownership check is off.
+    if unsafe { libc_geteuid() } != 0 {
+        eprintln!("skipped: needs root to chown the clone");
+        return;
+    }
+    let f = Fixture::new(Some(50));
+    f.write("a.txt", "1\n");
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "4242:4242"])
+        .arg(&f.clone)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let run = f.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        f.upstream_tip(),
+        run.report["commit"]["sha"].as_str().unwrap()
+    );
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+#[test]
+fn corrupt_repository_is_an_unexpected_failure_with_exit_1() {
+    let f = Fixture::new(Some(50));
+    f.write("a.txt", "1\n");
+    std::fs::write(f.clone.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    std::fs::write(
+        f.clone.join(".git/refs/heads/main"),
+        "0123456789012345678901234567890123456789\n",
+    )
+    .unwrap();
+    let run = f.run(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.status(), "failed");
+    assert!(
+        run.report["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unexpected error")
+    );
+}
+
+#[test]
+fn the_readme_demo_runs_end_to_end() {
+    assert!(
+        testkit::demo::run(std::path::Path::new(crate::BIN)),
+        "the README's first set-up command must succeed"
+    );
+}

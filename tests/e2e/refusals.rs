@@ -244,3 +244,26 @@ fn dry_run_predicts_a_refused_credential() {
     assert!(run.report["recovery"].is_null(), "a dry run writes nothing");
     assert!(!f.clone.join("commit-back-recovery").exists());
 }
+
+#[test]
+fn hung_server_is_bounded_by_network_timeout() {
+    let f = Fixture::new(Some(50));
+    let hang = || Answer {
+        status: 0,
+        body: String::new(),
+    };
+    f.server.answer_next(vec![hang(), hang()]);
+    f.write("a.txt", "1\n");
+    let started = std::time::Instant::now();
+    let run = f.run(&[("NETWORK_TIMEOUT", "1"), ("RETRIES", "1")]);
+    assert_eq!(run.blockage_kind(), "network", "{}", run.stderr);
+    assert_eq!(run.code, 9);
+    assert_eq!(run.report["attempts"], 2);
+    // Two attempts of ~1 s plus one backoff: far below the server's 30 s hang.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!run.report["recovery"].is_null());
+}

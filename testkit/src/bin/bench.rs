@@ -124,6 +124,7 @@ fn generate(dir: &Path, files: usize, seed: usize) {
 
 /// Runs to completion; wall time and the peak RSS of the process and the
 /// children it waited for (Linux wait4 rusage).
+#[allow(clippy::zombie_processes)] // the child is reaped by wait4 below
 fn measure(cmd: &mut Command) -> Sample {
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
