@@ -16,6 +16,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 
 FROM scratch
 COPY --from=certs /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /src/pipe.yml /pipe.yml
 COPY --from=build /src/target/x86_64-unknown-linux-gnu/release/commit-back /commit-back
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /opt/atlassian/pipelines/agent/build

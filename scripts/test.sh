@@ -20,6 +20,19 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+
+# The container tests need a Docker Engine (Debian's docker.io, started here
+# without systemd) and the static binary in a scratch image. Root installs and
+# starts the engine; otherwise an engine already reachable is used.
+if [ "$(id -u)" -eq 0 ] || docker version >/dev/null 2>&1; then
+  if ! docker version >/dev/null 2>&1; then
+    eval "$(bash scripts/dockerd.sh start)"
+  fi
+  bash scripts/build-image.sh commit-back:test
+  export COMMIT_BACK_IMAGE=commit-back:test
+else
+  echo "No Docker Engine and not root: the container tests will be skipped."
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -309,3 +309,43 @@ pub fn commit_back_binary(release: bool) -> Result<PathBuf, String> {
         .join(if release { "release" } else { "debug" })
         .join("commit-back"))
 }
+
+/// Where Pipelines mounts the clone and the step's SSH material in a pipe container.
+pub const PIPELINES_BUILD_DIR: &str = "/opt/atlassian/pipelines/agent/build";
+pub const PIPELINES_SSH_DIR: &str = "/opt/atlassian/pipelines/agent/ssh";
+
+/// Runs the image the way Pipelines runs a pipe (facts §4): the clone mounted
+/// read-write at the build dir and as working directory, the SSH dir mounted
+/// read-only, variables as `-e`. `--network host` reaches the test servers on
+/// 127.0.0.1.
+pub fn docker_run_pipe(
+    image: &str,
+    clone: &Path,
+    ssh_dir: Option<&Path>,
+    env: &[(&str, &str)],
+) -> PipeRun {
+    let mut cmd = Command::new("docker");
+    cmd.args(["run", "--rm", "--network", "host", "-v"])
+        .arg(format!("{}:{PIPELINES_BUILD_DIR}", clone.display()))
+        .args(["-w", PIPELINES_BUILD_DIR]);
+    if let Some(ssh) = ssh_dir {
+        cmd.arg("-v")
+            .arg(format!("{}:{PIPELINES_SSH_DIR}:ro", ssh.display()));
+    }
+    for (k, v) in env {
+        cmd.arg("-e").arg(format!("{k}={v}"));
+    }
+    cmd.arg(image);
+    let out = cmd.output().expect("docker run");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
+    });
+    PipeRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+        report,
+    }
+}

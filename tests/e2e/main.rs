@@ -4,6 +4,7 @@
 //! appears nowhere.
 
 mod config_errors;
+mod container;
 mod docs;
 mod http_push;
 mod races;

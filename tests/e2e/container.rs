@@ -1,0 +1,166 @@
+//! The image, run exactly as Pipelines runs a pipe, against the local git
+//! servers. Needs COMMIT_BACK_IMAGE (scripts/test.sh builds it with
+//! scripts/build-image.sh); in CI its absence is a failure, not a skip.
+
+use crate::{Fixture, TOKEN};
+use testkit::sshd::{Sshd, keygen};
+use testkit::{PIPELINES_BUILD_DIR, PipeRun, docker_run_pipe, git};
+
+fn image() -> Option<String> {
+    match std::env::var("COMMIT_BACK_IMAGE") {
+        Ok(i) if !i.is_empty() => Some(i),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the container tests: set COMMIT_BACK_IMAGE (scripts/test.sh does)"
+            );
+            eprintln!("skipped: COMMIT_BACK_IMAGE is not set (scripts/test.sh builds the image)");
+            None
+        }
+    }
+}
+
+/// The clone belongs to another uid than the container's user (root).
+fn chown_foreign(dir: &std::path::Path) {
+    let ok = std::process::Command::new("chown")
+        .args(["-R", "4242:4242"])
+        .arg(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "chown needs root");
+}
+
+/// What Pipelines passes to a pipe container (facts §4), trimmed to what matters.
+fn pipelines_env(remote: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("CI", "true"),
+        ("BITBUCKET_BRANCH", "main"),
+        ("BITBUCKET_REPO_FULL_NAME", "ws/repo"),
+        ("BITBUCKET_CLONE_DIR", PIPELINES_BUILD_DIR),
+        ("BITBUCKET_BUILD_NUMBER", "7"),
+        ("REMOTE_URL", remote),
+        ("BITBUCKET_REPO_SLUG", "repo"),
+        ("NO_COLOR", "1"),
+    ]
+}
+
+fn run(
+    f: &Fixture,
+    image: &str,
+    remote: &str,
+    extra: &[(&str, &str)],
+    ssh: Option<&std::path::Path>,
+) -> PipeRun {
+    let mut env = pipelines_env(remote);
+    env.extend_from_slice(extra);
+    docker_run_pipe(image, &f.clone, ssh, &env)
+}
+
+#[test]
+fn container_push_lands_in_a_foreign_owned_clone() {
+    let Some(image) = image() else { return };
+    let f = Fixture::new(Some(50));
+    f.write("dist/ids.json", "[7]\n");
+    chown_foreign(&f.clone);
+    // "localhost": name resolution by the static binary in an empty root.
+    let remote = f
+        .server
+        .url("ws/repo.git")
+        .replace("127.0.0.1", "localhost");
+    let r = run(
+        &f,
+        &image,
+        &remote,
+        &[("BITBUCKET_ACCESS_TOKEN", TOKEN)],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.status(), "pushed");
+    assert_eq!(
+        f.upstream_tip(),
+        r.report["commit"]["sha"].as_str().unwrap()
+    );
+    r.assert_secret_absent(TOKEN, &f.clone);
+}
+
+#[test]
+fn container_branch_restriction_leaves_the_bundle_in_the_mounted_clone() {
+    let Some(image) = image() else { return };
+    let f = Fixture::new(Some(50));
+    f.world.restrict_branch(&f.bare, "main", &["release-bot"]);
+    f.write("dist/ids.json", "[8]\n");
+    chown_foreign(&f.clone);
+    let remote = f.server.url("ws/repo.git");
+    let r = run(
+        &f,
+        &image,
+        &remote,
+        &[("BITBUCKET_ACCESS_TOKEN", TOKEN)],
+        None,
+    );
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(r.blockage_kind(), "branch_restriction");
+    let bundle = f
+        .clone
+        .join(r.report["recovery"]["bundle"].as_str().unwrap());
+    assert!(bundle.is_file(), "bundle on the host: {}", bundle.display());
+    git(
+        &f.clone,
+        &[
+            "-c",
+            "safe.directory=*",
+            "bundle",
+            "verify",
+            "-q",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    r.assert_secret_absent(TOKEN, &f.clone);
+}
+
+#[test]
+fn container_ssh_with_the_mounted_pipeline_key_and_known_hosts() {
+    let Some(image) = image() else { return };
+    let f = Fixture::new(Some(50));
+    let keys = f.world.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keygen(&keys, "pipeline_key");
+    let sshd = Sshd::start(
+        &f.world.path().join("sshd"),
+        std::slice::from_ref(&key.public_line),
+    );
+    // The directory Pipelines mounts read-only: id_rsa, id_rsa_tmp, known_hosts.
+    let ssh_dir = f.world.path().join("agent-ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::fs::copy(&key.private, ssh_dir.join("id_rsa")).unwrap();
+    std::fs::copy(&key.private, ssh_dir.join("id_rsa_tmp")).unwrap();
+    std::fs::write(
+        ssh_dir.join("known_hosts"),
+        format!("{}\n", sshd.known_hosts_line),
+    )
+    .unwrap();
+    f.write("dist/ids.json", "[9]\n");
+    chown_foreign(&f.clone);
+    let remote = sshd.url(&f.bare);
+    let r = run(&f, &image, &remote, &[("AUTH", "ssh")], Some(&ssh_dir));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.report["credential"]["kind"], "ssh_key");
+    assert_eq!(
+        f.upstream_tip(),
+        r.report["commit"]["sha"].as_str().unwrap()
+    );
+    let private = std::fs::read_to_string(&key.private).unwrap();
+    for line in private.lines().filter(|l| !l.starts_with("-----")) {
+        r.assert_secret_absent(line, &f.clone);
+    }
+}
+
+#[test]
+fn container_invalid_configuration_still_prints_one_report() {
+    let Some(image) = image() else { return };
+    let f = Fixture::new(Some(50));
+    let r = docker_run_pipe(&image, &f.clone, None, &[("RETRIES", "lots")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.status(), "invalid_configuration");
+}
