@@ -7,9 +7,11 @@
 //! from (../shared/bitbucket-facts.md §1); texts the facts mark NOT CONFIRMED
 //! are matched loosely and say so.
 
-use crate::config::Transport;
+use crate::config::{OnRestricted, Transport};
 use crate::credentials::CredentialKind;
-use crate::report::{Blockage, BlockageKind, Remedy};
+use crate::enrich::ApiContext;
+use crate::remedies::remedies;
+use crate::report::{Blockage, BlockageKind};
 
 /// What a failed attempt left behind.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,9 @@ pub struct Situation {
     pub transport: Transport,
     pub branch: String,
     pub repository: Option<String>,
+    /// What the REST API said about the identity and the branch's rules.
+    pub api: Option<ApiContext>,
+    pub on_restricted: OnRestricted,
 }
 
 impl Evidence {
@@ -145,6 +150,8 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
     if has("invalid username or password")
         || has("invalid credentials")
         || has("stopped supporting account passwords")
+        // constabulary/gb#582: a 2SV user's account password over HTTPS.
+        || has("two-step verification is enabled")
         || has("token is invalid")
         || has("permission denied (publickey)")
         || status == 401
@@ -174,8 +181,16 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
 
 /// The full blockage for the report: kind, words, remedies.
 pub fn classify(e: &Evidence, s: &Situation) -> Blockage {
-    let kind = kind_of(e, s.credential);
-    let (summary, explanation) = words(kind, e, s);
+    blockage_for(kind_of(e, s.credential), e, s)
+}
+
+/// The blockage for a known kind: also used for the dry run's predictions,
+/// where no server has refused anything yet.
+pub fn blockage_for(kind: BlockageKind, e: &Evidence, s: &Situation) -> Blockage {
+    let (summary, mut explanation) = words(kind, e, s);
+    if let Some(ctx) = &s.api {
+        explanation.push_str(&context_sentence(ctx));
+    }
     Blockage {
         kind,
         summary,
@@ -183,9 +198,60 @@ pub fn classify(e: &Evidence, s: &Situation) -> Blockage {
         remote_messages: e.remote_lines.clone(),
         ref_status: e.ref_status.clone(),
         http_status: e.http_status,
-        remedies: remedies(kind, s),
+        remedies: remedies(kind, e, s),
         files: e.conflicts.clone(),
+        context: s.api.clone(),
     }
+}
+
+/// What the API said, as sentences appended to the explanation.
+fn context_sentence(ctx: &ApiContext) -> String {
+    let mut out = String::new();
+    if let Some(i) = &ctx.identity {
+        let name = i.display_name.as_deref().unwrap_or("(no name)");
+        if i.kind == "app_user" {
+            out.push_str(&format!(
+                " The credential acts as the access token '{name}' (an app user)."
+            ));
+        } else {
+            out.push_str(&format!(" The credential acts as the user '{name}'."));
+        }
+    }
+    if let Some(p) = &ctx.permission {
+        out.push_str(&format!(" Its permission on the repository: {p}."));
+    }
+    match &ctx.rules {
+        Some(rules) if rules.is_empty() => {
+            out.push_str(" No push restriction matching the branch was found.")
+        }
+        Some(rules) => {
+            for r in rules {
+                let who: Vec<String> = r
+                    .users
+                    .iter()
+                    .cloned()
+                    .chain(r.groups.iter().map(|g| format!("group {g}")))
+                    .collect();
+                out.push_str(&format!(
+                    " Matching rule{}: {} on '{}', allowing {}.",
+                    r.id.map(|i| format!(" #{i}")).unwrap_or_default(),
+                    r.kind,
+                    r.pattern,
+                    if who.is_empty() {
+                        "nobody".to_string()
+                    } else {
+                        who.join(", ")
+                    }
+                ));
+            }
+        }
+        None => {}
+    }
+    for n in &ctx.notes {
+        out.push(' ');
+        out.push_str(n);
+    }
+    out
 }
 
 fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
@@ -237,10 +303,18 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
             format!("The repository {} was not found, or this credential cannot see it.", s.repository.as_deref().unwrap_or("(from REMOTE_URL)")),
             "Bitbucket answers the same way whether the repository does not exist or the credential has no access to it.".into(),
         ),
-        RepositorySizeLimit => (
-            "The repository or the push is over a Bitbucket size limit.".into(),
-            "Bitbucket refuses pushes when the repository is over its 4 GB limit, when a single push exceeds 3.5 GB, or when a file exceeds 100 MB (the per-file limit can be switched off per repository).".into(),
-        ),
+        RepositorySizeLimit => {
+            let t = e.haystack();
+            let what = if t.contains("over the size limit") {
+                "The repository is over Bitbucket's 4 GB size limit and accepts no further additions."
+            } else if t.contains("pack exceeds") {
+                "This push's pack is larger than Bitbucket's 3.5 GB limit for a single push."
+            } else {
+                // The 100 MB per-file text is NOT CONFIRMED: said as a possibility.
+                "Bitbucket refused the push for its size: the repository (4 GB), a single push (3.5 GB) or a single file (100 MB) is over a limit."
+            };
+            ("The repository or the push is over a Bitbucket size limit.".into(), what.into())
+        }
         NonFastForward => (
             format!("'{branch}' kept moving: the push lost every race."),
             "Other pushes updated the branch between each fetch and push, and the retries ran out.".into(),
@@ -284,477 +358,318 @@ fn capitalise(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn remedy(title: &str, steps: &[&str], docs: Option<&str>) -> Remedy {
-    Remedy {
-        title: title.into(),
-        steps: steps.iter().map(|s| s.to_string()).collect(),
-        docs: docs.map(str::to_owned),
-    }
-}
-
-const DOCS_BRANCH_RESTRICTIONS: &str =
-    "https://support.atlassian.com/bitbucket-cloud/docs/use-branch-permissions/";
-const DOCS_API_TOKENS: &str =
-    "https://support.atlassian.com/bitbucket-cloud/docs/using-api-tokens/";
-const DOCS_ACCESS_TOKENS: &str =
-    "https://support.atlassian.com/bitbucket-cloud/docs/access-tokens/";
-const DOCS_2SV: &str =
-    "https://support.atlassian.com/bitbucket-cloud/docs/enable-two-step-verification/";
-const DOCS_ACCESS_CONTROL: &str = "https://support.atlassian.com/bitbucket-cloud/docs/control-access-to-private-content-in-a-workspace/";
-const DOCS_SIZE: &str =
-    "https://support.atlassian.com/bitbucket-cloud/docs/reduce-repository-size/";
-const DOCS_SSH_KEYS: &str =
-    "https://support.atlassian.com/bitbucket-cloud/docs/set-up-personal-ssh-keys-on-linux/";
-
-fn remedies(kind: BlockageKind, s: &Situation) -> Vec<Remedy> {
-    use BlockageKind::*;
-    let bot_api_token = remedy(
-        "Push as a bot account with an API token, allowed by the restriction",
-        &[
-            "Create (or pick) a bot Atlassian account with write access to the repository.",
-            "As that account: id.atlassian.com > Security > Create API token with scopes > Bitbucket, scopes read:repository:bitbucket and write:repository:bitbucket.",
-            "Repository settings > Branch restrictions > edit the rule for the branch > Write access: add the bot account.",
-            "Set secured variables ATLASSIAN_ACCOUNT_EMAIL (the bot's e-mail) and ATLASSIAN_API_TOKEN, and remove BITBUCKET_ACCESS_TOKEN from the pipe.",
-        ],
-        Some(DOCS_API_TOKENS),
-    );
-    match kind {
-        BranchRestriction => {
-            let mut list = Vec::new();
-            if matches!(
-                s.credential,
-                CredentialKind::AccessToken | CredentialKind::Pipeline
-            ) {
-                list.push(bot_api_token);
-                list.push(remedy(
-                    "Push with the bot account's SSH key",
-                    &[
-                        "Add an SSH key to the bot account (Personal settings > SSH keys), and allow the bot in the branch restriction.",
-                        "Set SSH_KEY to the private key, base64-encoded (`base64 -w 0 < key`), as a secured variable.",
-                    ],
-                    Some(DOCS_SSH_KEYS),
-                ));
-            } else {
-                list.push(remedy(
-                    "Allow this account to write to the branch",
-                    &[
-                        &format!("Repository settings > Branch restrictions: find the rule matching '{}' with Write access limited.", s.branch),
-                        "Add the account that owns this credential (or a group it belongs to) to the users allowed to write.",
-                    ],
-                    Some(DOCS_BRANCH_RESTRICTIONS),
-                ));
-            }
-            list
-        }
-        TwoStepVerification => vec![
-            remedy(
-                "Enable two-step verification on the bot account",
-                &[
-                    "Log in to Bitbucket as the account that owns this credential.",
-                    "Personal settings > Two-step verification: enable it. API tokens and SSH keys then keep working without prompts.",
-                ],
-                Some(DOCS_2SV),
-            ),
-            remedy(
-                "Use an access token instead",
-                &[
-                    "Access tokens are exempt from two-step verification: set BITBUCKET_ACCESS_TOKEN (scope repository:write). They cannot pass branch restrictions.",
-                ],
-                Some(DOCS_ACCESS_TOKENS),
-            ),
-            remedy(
-                "Enforce 2SV through Atlassian Guard instead",
-                &[
-                    "An organisation admin can manage two-step verification centrally with Atlassian Guard.",
-                ],
-                Some(DOCS_ACCESS_CONTROL),
-            ),
-        ],
-        IpAllowlist => vec![remedy(
-            "Allow the runner's addresses",
-            &[
-                "Workspace settings > Access controls > IP allowlisting: add the public IP ranges of Bitbucket Pipelines (or of your self-hosted runner).",
-                "Or run this step on a self-hosted runner whose address is already allowed.",
-            ],
-            Some(DOCS_ACCESS_CONTROL),
-        )],
-        InvalidCredentials => vec![match s.credential {
-            CredentialKind::AccessToken => remedy(
-                "Check the access token",
-                &[
-                    "Recreate the access token (Repository settings > Access tokens) with scope repository:write and update BITBUCKET_ACCESS_TOKEN.",
-                ],
-                Some(DOCS_ACCESS_TOKENS),
-            ),
-            CredentialKind::ApiToken => remedy(
-                "Check the API token and e-mail",
-                &[
-                    "ATLASSIAN_ACCOUNT_EMAIL must be the e-mail of the account that created ATLASSIAN_API_TOKEN.",
-                    "API tokens expire (at most one year): create a new one with scopes read:repository:bitbucket and write:repository:bitbucket.",
-                    "If BITBUCKET_USERNAME is set, it must be that account's Bitbucket username (or unset it to use x-bitbucket-api-token-auth).",
-                ],
-                Some(DOCS_API_TOKENS),
-            ),
-            CredentialKind::SshKey => remedy(
-                "Register the SSH key",
-                &[
-                    "Add the public half of SSH_KEY to the bot account (Personal settings > SSH keys) or as a workspace SSH key.",
-                ],
-                Some(DOCS_SSH_KEYS),
-            ),
-            _ => remedy(
-                "Give the pipe a credential",
-                &[
-                    "Set BITBUCKET_ACCESS_TOKEN, or ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN, or SSH_KEY.",
-                ],
-                Some(DOCS_API_TOKENS),
-            ),
-        }],
-        AppPasswordRemoved => vec![remedy(
-            "Switch to an API token",
-            &[
-                "As the account that owned the app password: id.atlassian.com > Security > Create API token with scopes > Bitbucket, scopes read:repository:bitbucket and write:repository:bitbucket.",
-                "Set ATLASSIAN_ACCOUNT_EMAIL and ATLASSIAN_API_TOKEN as secured variables; keep BITBUCKET_USERNAME only if you want git to use that username.",
-                "Remove BITBUCKET_APP_PASSWORD.",
-            ],
-            Some(DOCS_API_TOKENS),
-        )],
-        InsufficientScope => vec![remedy(
-            "Grant the scopes needed to push",
-            &[match s.credential {
-                CredentialKind::AccessToken => {
-                    "Create a new access token with scope repository:write (tokens' scopes cannot be edited) and update BITBUCKET_ACCESS_TOKEN."
-                }
-                _ => {
-                    "Create a new API token with scopes read:repository:bitbucket and write:repository:bitbucket (neither implies the other) and update ATLASSIAN_API_TOKEN."
-                }
-            }],
-            Some(DOCS_API_TOKENS),
-        )],
-        ReadOnlyKey => vec![remedy(
-            "Use a key that can write",
-            &[
-                "Access keys are read-only. Add the key to a (bot) account under Personal settings > SSH keys instead, or use a workspace SSH key.",
-                "Or switch to an HTTP credential: BITBUCKET_ACCESS_TOKEN or ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN.",
-            ],
-            Some(DOCS_SSH_KEYS),
-        )],
-        RepositoryNotFound => vec![remedy(
-            "Check the repository and the credential's access",
-            &[
-                "Check REPOSITORY (workspace/repo_slug) or REMOTE_URL for typos.",
-                "Make sure the credential belongs to this repository (repository access tokens only see their own repository) or its account has at least write access.",
-            ],
-            None,
-        )],
-        RepositorySizeLimit => vec![remedy(
-            "Reduce what is pushed",
-            &[
-                "Keep large build outputs out of git (Pipelines artifacts or Downloads), or track them with Git LFS.",
-                "If a single file is over 100 MB, Repository settings > Advanced can disable the per-file limit.",
-                "If the repository is over 4 GB, follow the guide to reduce its size.",
-            ],
-            Some(DOCS_SIZE),
-        )],
-        NonFastForward => vec![remedy(
-            "Retry, or allow more attempts",
-            &[
-                "Rerun the step, or raise RETRIES (default 3) when many builds push to the same branch.",
-            ],
-            None,
-        )],
-        RebaseConflict => vec![remedy(
-            "Resolve the conflict by hand",
-            &[
-                "Apply the saved patch on the current branch: `git am --3way <patch>`, resolve the named files, and push.",
-                "Or rerun the pipeline on the latest commit so the artifacts are generated from it.",
-            ],
-            None,
-        )],
-        Network => vec![remedy(
-            "Check connectivity",
-            &[
-                "Rerun the step; if it persists, check https://bitbucket.status.atlassian.com and any proxy settings (HTTPS_PROXY, NO_PROXY), or raise NETWORK_TIMEOUT.",
-            ],
-            None,
-        )],
-        HookRejected | Unknown => vec![remedy(
-            "Read the server's message",
-            &[
-                "The server's own words are in remote_messages; rerun with DEBUG=true for more detail.",
-            ],
-            None,
-        )],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::enrich::{Identity, Rule};
     use BlockageKind::*;
 
-    fn http(status: u16, body: &str) -> Evidence {
-        Evidence {
-            http_status: Some(status),
-            remote_lines: body.lines().map(|l| l.trim().to_owned()).collect(),
+    /// A server text kept as a fixture file named after its source
+    /// (tests/fixtures/refusals), with how it arrives and what it must give.
+    struct Fixture {
+        name: String,
+        channel: String,
+        http_status: Option<u16>,
+        ref_status: Option<String>,
+        credential: CredentialKind,
+        kind: String,
+        text: String,
+    }
+
+    fn fixtures() -> Vec<Fixture> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/refusals");
+        let mut out: Vec<Fixture> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                let raw = std::fs::read_to_string(&p).unwrap();
+                let (head, text) = raw.split_once("\n---\n").unwrap();
+                let field = |k: &str| {
+                    head.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned()
+                };
+                let credential =
+                    serde_json::from_value(serde_json::Value::String(field("credential"))).unwrap();
+                Fixture {
+                    name: p.file_name().unwrap().to_string_lossy().into_owned(),
+                    channel: field("channel"),
+                    http_status: field("http_status").parse().ok(),
+                    ref_status: Some(field("ref_status")).filter(|s| !s.is_empty()),
+                    credential,
+                    kind: field("kind"),
+                    text: text.trim_end_matches('\n').to_owned(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Evidence as the transports build it from what the server sent.
+    fn evidence(f: &Fixture, text: &str) -> Evidence {
+        let lines = || {
+            text.lines()
+                .map(|l| l.trim_start_matches("remote:").trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect()
+        };
+        let mut e = Evidence {
+            http_status: f.http_status,
+            ref_status: f.ref_status.clone(),
             ..Default::default()
+        };
+        match f.channel.as_str() {
+            "http" | "sideband" => e.remote_lines = lines(),
+            "ssh" => {
+                e.git_error = Some(GitErrorInfo {
+                    class: "Ssh".into(),
+                    code: "Eof".into(),
+                    message: text.into(),
+                });
+                e.remote_lines = lines();
+            }
+            git => {
+                let mut parts = git.split(':').skip(1);
+                let (class, code) = (
+                    parts.next().unwrap().to_owned(),
+                    parts.next().unwrap().to_owned(),
+                );
+                e.git_error = Some(GitErrorInfo {
+                    class,
+                    code,
+                    message: text.into(),
+                });
+            }
+        }
+        e
+    }
+
+    #[test]
+    fn every_fixture_gives_its_kind_in_any_case_and_padding() {
+        let all = fixtures();
+        assert!(all.len() >= 25, "fixtures missing: {}", all.len());
+        for f in &all {
+            let padded: String = f.text.lines().map(|l| format!("{l}      \r\n")).collect();
+            for (variant, text) in [
+                ("as captured", f.text.clone()),
+                ("upper", f.text.to_uppercase()),
+                ("lower", f.text.to_lowercase()),
+                ("padded", padded),
+            ] {
+                let kind = kind_of(&evidence(f, &text), f.credential);
+                let got = serde_json::to_value(kind).unwrap();
+                assert_eq!(got, f.kind.as_str(), "{} ({variant})", f.name);
+            }
         }
     }
 
-    fn hook(lines: &str) -> Evidence {
+    #[test]
+    fn unrecognised_refusals_keep_the_raw_text() {
+        let e = Evidence {
+            remote_lines: vec!["Something new from Bitbucket".into()],
+            ref_status: Some("pre-receive hook declined".into()),
+            ..Default::default()
+        };
+        let b = classify(&e, &situation(CredentialKind::ApiToken, None));
+        assert_eq!(b.kind, HookRejected);
+        assert_eq!(b.remote_messages, ["Something new from Bitbucket"]);
+        let e = Evidence {
+            git_error: Some(GitErrorInfo {
+                class: "Odb".into(),
+                code: "GenericError".into(),
+                message: "object 1234 missing".into(),
+            }),
+            ..Default::default()
+        };
+        let b = classify(&e, &situation(CredentialKind::ApiToken, None));
+        assert_eq!(b.kind, Unknown);
+        assert!(b.explanation.contains("object 1234 missing"));
+    }
+
+    fn situation(credential: CredentialKind, api: Option<ApiContext>) -> Situation {
+        Situation {
+            credential,
+            transport: Transport::Http,
+            branch: "main".into(),
+            repository: Some("acme/site".into()),
+            api,
+            on_restricted: OnRestricted::Fail,
+        }
+    }
+
+    fn render(b: &Blockage) -> String {
+        let mut out = format!(
+            "kind: {:?}\nsummary: {}\nexplanation: {}\n",
+            b.kind, b.summary, b.explanation
+        );
+        for (i, r) in b.remedies.iter().enumerate() {
+            out.push_str(&format!("{}. {}\n", i + 1, r.title));
+            for s in &r.steps {
+                out.push_str(&format!("   - {s}\n"));
+            }
+            if let Some(d) = &r.docs {
+                out.push_str(&format!("   docs: {d}\n"));
+            }
+        }
+        out
+    }
+
+    fn hook(text: &str) -> Evidence {
         Evidence {
-            remote_lines: lines.lines().map(|l| l.trim().to_owned()).collect(),
+            remote_lines: vec![text.into()],
             ref_status: Some("pre-receive hook declined".into()),
             ..Default::default()
         }
     }
 
-    fn git(class: &str, code: &str, message: &str) -> Evidence {
+    fn http(status: u16, text: &str) -> Evidence {
         Evidence {
-            git_error: Some(GitErrorInfo {
-                class: class.into(),
-                code: code.into(),
-                message: message.into(),
-            }),
+            http_status: Some(status),
+            remote_lines: vec![text.into()],
             ..Default::default()
         }
     }
 
-    /// Every server text in bitbucket-facts.md §1, with the kind it must give.
+    fn rules_ctx() -> ApiContext {
+        ApiContext {
+            identity: Some(Identity {
+                kind: "user".into(),
+                display_name: Some("CI Bot".into()),
+                uuid: Some("{c1}".into()),
+            }),
+            permission: Some("write".into()),
+            rules: Some(vec![Rule {
+                id: Some(7),
+                kind: "push".into(),
+                pattern: "main".into(),
+                users: vec!["Release Bot".into()],
+                groups: vec!["Maintainers".into()],
+                user_uuids: vec![],
+            }]),
+            notes: vec![],
+        }
+    }
+
     #[test]
-    fn facts_table() {
+    fn remedies_snapshots() {
         use CredentialKind::*;
-        let cases: Vec<(Evidence, CredentialKind, BlockageKind)> = vec![
+        let restricted = hook("Permission denied to update branch main.");
+        let unreadable = ApiContext {
+            identity: Some(Identity { kind: "user".into(), display_name: Some("CI Bot".into()), uuid: None }),
+            notes: vec!["The branch restrictions could not be read: the API needs admin access to the repository (scope repository:admin / admin:repository:bitbucket) and answered HTTP 403: forbidden. Ask a repository admin to look under Repository settings > Branch restrictions.".into()],
+            ..Default::default()
+        };
+        let cases: Vec<(&str, Evidence, Situation)> = vec![
             (
-                hook("Permission denied to update branch main.        "),
-                AccessToken,
-                BranchRestriction,
+                "branch_restriction_access_token",
+                restricted.clone(),
+                situation(AccessToken, None),
             ),
             (
-                hook("permission denied to update branch develop"),
-                SshKey,
-                BranchRestriction,
+                "branch_restriction_pipeline",
+                restricted.clone(),
+                situation(Pipeline, None),
             ),
             (
-                hook("Rewriting history is not allowed for branch main"),
-                ApiToken,
-                BranchRestriction,
+                "branch_restriction_api_token_rules_read",
+                restricted.clone(),
+                situation(ApiToken, Some(rules_ctx())),
             ),
             (
+                "branch_restriction_api_token_rules_unreadable",
+                restricted.clone(),
+                situation(ApiToken, Some(unreadable)),
+            ),
+            (
+                "two_step_verification",
                 http(
                     403,
-                    "To access this repository, enable two-step authentication. ",
+                    "To access this repository, enable two-step authentication.",
                 ),
-                ApiToken,
-                TwoStepVerification,
+                situation(ApiToken, None),
             ),
             (
-                http(
-                    403,
-                    "{\"type\": \"error\", \"error\": {\"message\": \"To access this repository, enable two-step verification.\"}}",
-                ),
-                ApiToken,
-                TwoStepVerification,
-            ),
-            (
-                http(
-                    403,
-                    "To access this repository, an admin must whitelist your IP. ",
-                ),
-                AccessToken,
-                IpAllowlist,
-            ),
-            (
-                http(
-                    401,
-                    "Invalid username or password. Invalid username or password. If your organization manages your account or you’ve enabled two-step verification, create an app password to log in: https://confluence.atlassian.com/x/9DJmMQ",
-                ),
-                ApiToken,
-                InvalidCredentials,
-            ),
-            (
-                http(401, "Invalid credentials"),
-                AccessToken,
-                InvalidCredentials,
-            ),
-            (
-                http(
-                    401,
-                    "Bitbucket Cloud recently stopped supporting account passwords for Git authentication.",
-                ),
-                ApiToken,
-                InvalidCredentials,
-            ),
-            (
-                http(
-                    401,
-                    "Token is invalid, expired, or not supported for this endpoint.",
-                ),
-                ApiToken,
-                InvalidCredentials,
-            ),
-            (http(401, ""), AccessToken, InvalidCredentials),
-            (
-                http(
-                    403,
-                    "Your credentials lack one or more required privilege scopes.",
-                ),
-                ApiToken,
-                InsufficientScope,
-            ),
-            (
-                http(
-                    403,
-                    "The requested repository either does not exist or you do not have access. If you believe this repository exists and you have access, make sure you're authenticated.",
-                ),
-                AccessToken,
-                RepositoryNotFound,
-            ),
-            (http(404, "Not Found"), AccessToken, RepositoryNotFound),
-            (
-                git("Ssh", "Eof", "conq: repository does not exist."),
-                SshKey,
-                RepositoryNotFound,
-            ),
-            (
-                hook(
-                    "Repository is over the size limit (4 GB) and will not accept further additions.\n\nLearn how to reduce your repository size: https://confluence.atlassian.com/x/xgMvEw.\n'",
-                ),
-                AccessToken,
-                RepositorySizeLimit,
-            ),
-            (
-                hook("fatal: pack exceeds maximum allowed size."),
-                AccessToken,
-                RepositorySizeLimit,
-            ),
-            (
+                "app_password_removed",
                 http(
                     410,
                     "App passwords are deprecated and must be replaced with API tokens.",
                 ),
-                AppPassword,
-                AppPasswordRemoved,
+                situation(AppPassword, None),
             ),
-            (http(401, ""), AppPassword, AppPasswordRemoved),
             (
-                git(
-                    "Ssh",
-                    "Eof",
+                "ip_allowlist",
+                http(
+                    403,
+                    "To access this repository, an admin must whitelist your IP.",
+                ),
+                situation(AccessToken, None),
+            ),
+            (
+                "insufficient_scope_access_token",
+                http(
+                    403,
+                    "Your credentials lack one or more required privilege scopes.",
+                ),
+                situation(AccessToken, None),
+            ),
+            (
+                "insufficient_scope_api_token",
+                http(
+                    403,
+                    "Your credentials lack one or more required privilege scopes.",
+                ),
+                situation(ApiToken, None),
+            ),
+            (
+                "read_only_key",
+                http(
+                    0,
                     "repository access denied. access via a deployment key is read-only.",
                 ),
-                SshKey,
-                ReadOnlyKey,
+                situation(SshKey, None),
             ),
             (
-                git(
-                    "Ssh",
-                    "Eof",
-                    "conq: repository access denied. access via a deployment key is read-only.",
+                "repository_not_found",
+                http(
+                    403,
+                    "The requested repository either does not exist or you do not have access.",
                 ),
-                SshKey,
-                ReadOnlyKey,
+                situation(AccessToken, None),
             ),
             (
-                git(
-                    "Ssh",
-                    "Auth",
-                    "Failed to authenticate SSH session: Unable to send userauth-publickey request",
+                "repository_size_limit",
+                hook(
+                    "Repository is over the size limit (4 GB) and will not accept further additions.",
                 ),
-                SshKey,
-                InvalidCredentials,
+                situation(ApiToken, None),
             ),
             (
-                git(
-                    "Reference",
-                    "NotFastForward",
-                    "cannot push non-fastforwardable reference",
-                ),
-                AccessToken,
-                NonFastForward,
+                "invalid_credentials_api_token",
+                http(401, "Invalid credentials"),
+                situation(ApiToken, None),
             ),
             (
+                "rebase_conflict",
                 Evidence {
-                    ref_status: Some("failed to update ref".into()),
+                    conflicts: vec!["dist/ids.json".into(), "version.txt".into()],
                     ..Default::default()
                 },
-                AccessToken,
-                NonFastForward,
-            ),
-            (
-                hook("error: cannot lock ref 'refs/heads/main': is at 1234 but expected 5678"),
-                AccessToken,
-                NonFastForward,
-            ),
-            (http(502, "Bad Gateway"), AccessToken, Network),
-            (
-                git(
-                    "Net",
-                    "GenericError",
-                    "failed to connect to 127.0.0.1: Connection refused",
-                ),
-                AccessToken,
-                Network,
-            ),
-            (hook("Custom policy says no."), AccessToken, HookRejected),
-            (
-                git("Odb", "GenericError", "object not found"),
-                AccessToken,
-                Unknown,
+                situation(AccessToken, None),
             ),
         ];
-        for (i, (evidence, cred, expected)) in cases.iter().enumerate() {
-            assert_eq!(
-                kind_of(evidence, *cred),
-                *expected,
-                "case {i}: {evidence:?}"
-            );
+        for (name, e, s) in cases {
+            insta::assert_snapshot!(name, render(&classify(&e, &s)));
         }
     }
 
     #[test]
-    fn conflicts_win_and_are_named() {
-        let e = Evidence {
-            conflicts: vec!["ids.json".into()],
-            ..Default::default()
-        };
-        let s = Situation {
-            credential: CredentialKind::AccessToken,
-            transport: Transport::Http,
-            branch: "main".into(),
-            repository: None,
-        };
-        let b = classify(&e, &s);
-        assert_eq!(b.kind, RebaseConflict);
-        assert!(b.explanation.contains("ids.json"));
-        assert_eq!(b.files, ["ids.json"]);
-    }
-
-    #[test]
-    fn branch_restriction_remedies_fit_the_credential() {
-        let e = hook("Permission denied to update branch main.");
-        let mut s = Situation {
-            credential: CredentialKind::AccessToken,
-            transport: Transport::Http,
-            branch: "main".into(),
-            repository: None,
-        };
-        let b = classify(&e, &s);
-        assert!(b.explanation.contains("cannot be added"));
-        assert!(
-            b.remedies[0]
-                .steps
-                .iter()
-                .any(|s| s.contains("ATLASSIAN_API_TOKEN"))
-        );
-        assert!(b.remedies[1].steps.iter().any(|s| s.contains("SSH_KEY")));
-        s.credential = CredentialKind::ApiToken;
-        let b = classify(&e, &s);
-        assert!(b.remedies[0].title.contains("Allow this account"));
-        assert_eq!(b.ref_status.as_deref(), Some("pre-receive hook declined"));
-        assert_eq!(
-            b.remote_messages,
-            ["Permission denied to update branch main."]
-        );
+    fn pull_request_remedy_is_not_offered_when_already_chosen() {
+        let mut s = situation(CredentialKind::AccessToken, None);
+        s.on_restricted = OnRestricted::PullRequest;
+        let b = classify(&hook("Permission denied to update branch main."), &s);
+        assert!(b.remedies.iter().all(|r| !r.title.contains("pull request")));
     }
 }

@@ -48,6 +48,9 @@ pub struct RawVars {
     pub debug: Option<String>,
     pub no_color: Option<String>,
     pub network_timeout: Option<String>,
+    pub on_restricted: Option<String>,
+    pub pr_branch: Option<String>,
+    pub code_insights: Option<String>,
     // Credentials (names from the Bitbucket pipes ecosystem).
     pub bitbucket_access_token: Option<String>,
     pub atlassian_account_email: Option<String>,
@@ -66,6 +69,8 @@ pub struct RawVars {
     pub bitbucket_commit: Option<String>,
     pub bitbucket_build_number: Option<String>,
     pub bitbucket_ssh_key_file: Option<String>,
+    pub bitbucket_pipeline_uuid: Option<String>,
+    pub ci: Option<String>,
 }
 
 impl RawVars {
@@ -107,6 +112,13 @@ pub enum Transport {
     Ssh,
 }
 
+/// What to do when a branch restriction refuses the push (ON_RESTRICTED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRestricted {
+    Fail,
+    PullRequest,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunMode {
     Push,
@@ -137,6 +149,13 @@ pub struct Config {
     pub build_commit: Option<String>,
     pub build_number: Option<String>,
     pub network_timeout: Duration,
+    pub on_restricted: OnRestricted,
+    /// PR_BRANCH, or None for the default (needs the artifact commit's sha).
+    pub pr_branch: Option<String>,
+    /// In Pipelines with CODE_INSIGHTS on: post a Code Insights report.
+    pub code_insights: bool,
+    /// Running inside Bitbucket Pipelines (CI and BITBUCKET_PIPELINE_UUID set).
+    pub in_pipelines: bool,
 }
 
 /// What the report can say even when the configuration is invalid.
@@ -277,7 +296,41 @@ impl Config {
         let dry_run = flag(raw.dry_run.as_deref(), "DRY_RUN", false);
         let loop_guard = flag(raw.loop_guard.as_deref(), "LOOP_GUARD", true);
         let _ = flag(raw.debug.as_deref(), "DEBUG", false);
+        let code_insights = flag(raw.code_insights.as_deref(), "CODE_INSIGHTS", true);
 
+        let on_restricted = match raw
+            .on_restricted
+            .as_deref()
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
+            None => OnRestricted::Fail,
+            Some(v) if v == "fail" => OnRestricted::Fail,
+            Some(v) if v == "pull-request" || v == "pull_request" => OnRestricted::PullRequest,
+            Some(v) => {
+                err(ConfigError::new(
+                    "ON_RESTRICTED",
+                    format!(
+                        "'{v}' is not supported; use ON_RESTRICTED=fail or ON_RESTRICTED=pull-request"
+                    ),
+                ));
+                OnRestricted::Fail
+            }
+        };
+        let pr_branch = match &raw.pr_branch {
+            Some(b) => match validate_ref_name(b, "heads") {
+                Ok(()) => Some(b.clone()),
+                Err(why) => {
+                    err(ConfigError::new(
+                        "PR_BRANCH",
+                        format!(
+                            "'{b}' is not a valid branch name ({why}); e.g. PR_BRANCH=commit-back/ids"
+                        ),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
         let author_name = raw
             .author_name
             .clone()
@@ -384,6 +437,10 @@ impl Config {
             build_commit: raw.bitbucket_commit.clone(),
             build_number: raw.bitbucket_build_number.clone(),
             network_timeout,
+            on_restricted,
+            pr_branch,
+            code_insights,
+            in_pipelines: raw.ci.is_some() && raw.bitbucket_pipeline_uuid.is_some(),
         })
     }
 
@@ -712,6 +769,9 @@ mod tests {
             ("FILES", "dist/../../x", "FILES"),
             ("FILES", ":(glob)x", "FILES"),
             ("NETWORK_TIMEOUT", "0", "NETWORK_TIMEOUT"),
+            ("ON_RESTRICTED", "merge", "ON_RESTRICTED"),
+            ("PR_BRANCH", "a..b", "PR_BRANCH"),
+            ("CODE_INSIGHTS", "sometimes", "CODE_INSIGHTS"),
             ("ATLASSIAN_API_TOKEN", "abcdef", "ATLASSIAN_ACCOUNT_EMAIL"),
             (
                 "ATLASSIAN_ACCOUNT_EMAIL",

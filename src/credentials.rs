@@ -11,7 +11,7 @@ use base64::Engine as _;
 use std::path::{Path, PathBuf};
 
 /// The stable report codes for `credential.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialKind {
     AccessToken,

@@ -1,11 +1,16 @@
 //! commit-back: commit build artifacts and push them back to Bitbucket,
 //! explaining every refusal. `main.rs` is a thin shell over [`run::run`].
 
+pub mod bitbucket;
 pub mod classify;
 pub mod config;
 pub mod credentials;
+pub mod enrich;
 pub mod git;
+pub mod insights;
 pub mod log;
+pub mod pull_request;
+pub mod remedies;
 pub mod report;
 pub mod run;
 pub mod secret;

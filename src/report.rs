@@ -80,6 +80,9 @@ pub struct Blockage {
     /// Files in conflict (rebase_conflict only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
+    /// What the REST API said (identity, permission, matching rules), when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<crate::enrich::ApiContext>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +97,9 @@ pub struct PullRequest {
     pub id: u64,
     pub url: String,
     pub source_branch: String,
+    pub destination_branch: String,
+    /// An open pull request from the same source branch was reused.
+    pub reused: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +118,10 @@ pub struct Report {
     pub blockage: Option<Blockage>,
     pub recovery: Option<Recovery>,
     pub pull_request: Option<PullRequest>,
+    /// ON_RESTRICTED=pull-request failed too: why (the push refusal stays in `blockage`).
+    pub pull_request_error: Option<String>,
+    /// The run was a dry run: nothing was pushed; `blockage` is a prediction.
+    pub dry_run: bool,
     pub errors: Vec<ConfigError>,
     pub duration_ms: u64,
 }
@@ -132,6 +142,8 @@ impl Report {
             blockage: None,
             recovery: None,
             pull_request: None,
+            pull_request_error: None,
+            dry_run: false,
             errors: Vec::new(),
             duration_ms: 0,
         }
@@ -181,6 +193,7 @@ mod tests {
             http_status: None,
             remedies: vec![],
             files: vec![],
+            context: None,
         });
         r
     }

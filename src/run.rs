@@ -2,9 +2,11 @@
 //! push with retries -> report. Data flows one way; the decisions about *why*
 //! a push was refused belong to `classify`, the git mechanics to `git`.
 
+use crate::bitbucket::Client;
 use crate::classify::{self, Evidence, Situation};
-use crate::config::{self, Config, ConfigError, RawVars, RunMode, Transport};
+use crate::config::{self, Config, ConfigError, OnRestricted, RawVars, RunMode, Transport};
 use crate::credentials::Credential;
+use crate::enrich::{self, ApiContext, Prediction};
 use crate::git::remote::{BranchTip, Endpoint, PushOutcome};
 use crate::git::ssh::KnownHosts;
 use crate::git::{
@@ -13,11 +15,15 @@ use crate::git::{
 use crate::log::Logger;
 use crate::report::{self, BlockageKind, Report, Status};
 use crate::secret::{Redactor, Secret};
+use crate::{insights, pull_request};
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// API calls are information, never the point: they may not hold a run up long.
+const API_TIMEOUT_SECS: u64 = 20;
 
 /// What the process needs from the outside world, passed in so tests and the
 /// binary share one entry point.
@@ -153,6 +159,7 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
             log.failure(&push.report.summary);
         }
     }
+    push.post_code_insights();
     push.report
 }
 
@@ -222,13 +229,7 @@ impl Pusher<'_> {
         self.make_tag(artifact.oid, &request, mode)?;
 
         install_http(config)?;
-        let endpoint = Endpoint {
-            url: config.remote.url.clone(),
-            transport: config.remote.transport,
-            ssh_key: ssh_key(&config.credential),
-            known_hosts: KnownHosts::with_bitbucket(&config.known_hosts),
-            host_key_problem: Default::default(),
-        };
+        let endpoint = self.endpoint();
 
         if config.mode == RunMode::DryRun {
             return self.dry_run(&endpoint, &artifact);
@@ -415,12 +416,62 @@ impl Pusher<'_> {
         });
     }
 
-    fn situation(&self) -> Situation {
+    fn situation(&self, api: Option<ApiContext>) -> Situation {
         Situation {
             credential: self.config.credential.kind(),
             transport: self.config.remote.transport,
             branch: self.config.branch.clone(),
             repository: self.config.repository.clone(),
+            api,
+            on_restricted: self.config.on_restricted,
+        }
+    }
+
+    /// A REST client for this credential, or why there is none.
+    fn api_client(&self) -> Result<Client, String> {
+        let config = self.config;
+        let timeout = config
+            .network_timeout
+            .min(Duration::from_secs(API_TIMEOUT_SECS));
+        match &config.credential {
+            Credential::SshKey { .. } => {
+                Err("an SSH key cannot call the Bitbucket REST API".into())
+            }
+            Credential::Pipeline => Client::new(
+                &insights::proxied_api_base(&config.api_url),
+                None,
+                config.auth_proxy.as_deref(),
+                timeout,
+            )
+            .map_err(|e| e.to_string()),
+            c => Client::new(&config.api_url, c.rest_authorization(), None, timeout)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Asks the API about identity, permission and the branch's rules.
+    fn enrich(&self) -> Option<ApiContext> {
+        let repository = self.config.repository.as_deref()?;
+        match self.api_client() {
+            Ok(client) => {
+                self.log
+                    .info("Asking the Bitbucket API who this credential is and which rules apply…");
+                let ctx = enrich::gather(
+                    &client,
+                    repository,
+                    &self.config.branch,
+                    self.config.credential.kind(),
+                );
+                ctx.notes.iter().for_each(|n| self.log.debug(n));
+                Some(ctx)
+            }
+            Err(why) => {
+                self.log.debug(format!("no API enrichment: {why}"));
+                Some(ApiContext {
+                    notes: vec![format!("The rules could not be read: {why}.")],
+                    ..Default::default()
+                })
+            }
         }
     }
 
@@ -428,6 +479,7 @@ impl Pusher<'_> {
         let log = self.log;
         log.info("Dry run: checking push access (nothing will be pushed or changed).");
         self.report.attempts = 1;
+        self.report.dry_run = true;
         match endpoint.check_push_access(self.repo, &self.config.branch) {
             Ok(tip) => {
                 let upstream = match tip {
@@ -444,9 +496,36 @@ impl Pusher<'_> {
                         short(oid)
                     ),
                 };
+                let ctx = self.enrich();
+                let prediction = ctx
+                    .as_ref()
+                    .map(|c| enrich::predict(c, self.config.credential.kind()))
+                    .unwrap_or(Prediction::Unknown);
+                let rules_note = match &prediction {
+                    Prediction::Refused(_) => {
+                        let situation = self.situation(ctx);
+                        let mut blockage = classify::blockage_for(
+                            BlockageKind::BranchRestriction,
+                            &Evidence::default(),
+                            &situation,
+                        );
+                        blockage.summary =
+                            format!("Dry run: the push would be refused. {}", blockage.summary);
+                        self.show(blockage);
+                        return Ok(());
+                    }
+                    Prediction::Allowed => "no branch restriction stops it".to_string(),
+                    Prediction::Uncertain(r) => format!(
+                        "rule {} on '{}' allows groups {}: membership could not be checked",
+                        r.kind,
+                        r.pattern,
+                        r.groups.join(", ")
+                    ),
+                    Prediction::Unknown => "the branch restrictions could not be read".to_string(),
+                };
                 self.report.status = Status::DryRun;
                 self.report.summary = format!(
-                    "Dry run: would push {} file(s) to {}; access granted, {upstream}.",
+                    "Dry run: would push {} file(s) to {}; access granted, {upstream}; {rules_note}.",
                     artifact.files.len(),
                     self.config.branch
                 );
@@ -461,8 +540,184 @@ impl Pusher<'_> {
         }
     }
 
-    /// The push failed for good: keep the commit, explain, report.
+    /// The push failed for good: open a pull request if asked to, else keep
+    /// the commit, explain, report.
     fn refused(&mut self, evidence: Evidence, commit: &ArtifactCommit) -> anyhow::Result<()> {
+        self.debug_evidence(&evidence);
+        let kind = classify::kind_of(&evidence, self.config.credential.kind());
+        let api = (kind == BlockageKind::BranchRestriction)
+            .then(|| self.enrich())
+            .flatten();
+        let blockage = classify::classify(&evidence, &self.situation(api));
+        if kind == BlockageKind::BranchRestriction
+            && self.config.on_restricted == OnRestricted::PullRequest
+        {
+            match self.open_pull_request(commit, &blockage) {
+                Ok(pr) => {
+                    self.log.plain(format!(
+                        "The push to {} was refused: {}",
+                        self.config.branch, blockage.summary
+                    ));
+                    self.report.status = Status::PullRequest;
+                    self.report.summary = format!(
+                        "{} pull request #{} from {} to {}: {}",
+                        if pr.reused { "Updated" } else { "Opened" },
+                        pr.id,
+                        pr.source_branch,
+                        pr.destination_branch,
+                        pr.url
+                    );
+                    self.report.blockage = Some(blockage);
+                    self.log.success(&self.report.summary);
+                    self.report.pull_request = Some(pr);
+                    return Ok(());
+                }
+                Err(why) => {
+                    self.log
+                        .warning(format!("ON_RESTRICTED=pull-request: {why}"));
+                    self.report.pull_request_error = Some(why);
+                }
+            }
+        }
+        self.keep_commit(commit);
+        self.show(blockage);
+        if let Some(r) = &self.report.recovery {
+            self.log.info(format!(
+                "The artifact commit {} is kept: bundle {} and patch {}.",
+                short(commit.oid),
+                r.bundle,
+                r.patch
+            ));
+            self.log.info(format!(
+                "Restore with `{}` or `{}`.",
+                r.restore[0], r.restore[1]
+            ));
+        }
+        Ok(())
+    }
+
+    /// Pushes the commit to PR_BRANCH and opens (or reuses) a pull request to BRANCH.
+    fn open_pull_request(
+        &self,
+        commit: &ArtifactCommit,
+        blockage: &report::Blockage,
+    ) -> Result<report::PullRequest, String> {
+        let config = self.config;
+        let repository = config
+            .repository
+            .as_deref()
+            .ok_or("REPOSITORY is unknown, so no pull request can be opened")?;
+        let source = config.pr_branch.clone().unwrap_or_else(|| {
+            pull_request::default_source_branch(
+                &config.branch,
+                config.build_number.as_deref(),
+                &commit.oid.to_string(),
+            )
+        });
+        let client = self.api_client()?;
+        self.log.info(format!(
+            "ON_RESTRICTED=pull-request: pushing {} to {source}.",
+            short(commit.oid)
+        ));
+        let endpoint = self.endpoint();
+        if let PushOutcome::Refused(e) =
+            endpoint.push(self.repo, &[format!("+{}:refs/heads/{source}", commit.oid)])
+        {
+            e.remote_lines.iter().for_each(|l| self.log.remote(l));
+            let b = classify::classify(&e, &self.situation(None));
+            return Err(format!(
+                "the push to {source} was refused too: {} {}",
+                b.summary,
+                e.remote_lines.join(" ")
+            ));
+        }
+        let existing = client
+            .open_pull_request(repository, &source, &config.branch)
+            .map_err(|e| format!("listing pull requests failed: {e}"))?;
+        let (pr, reused) = match existing {
+            Some(pr) => (pr, true),
+            None => {
+                let body = pull_request::body(&commit.message, &source, &config.branch, blockage);
+                (
+                    client
+                        .create_pull_request(repository, &body)
+                        .map_err(|e| format!("opening the pull request failed: {e}"))?,
+                    false,
+                )
+            }
+        };
+        let url = pr
+            .links
+            .and_then(|l| l.html)
+            .map(|h| h.href)
+            .unwrap_or_else(|| {
+                format!("https://bitbucket.org/{repository}/pull-requests/{}", pr.id)
+            });
+        Ok(report::PullRequest {
+            id: pr.id,
+            url,
+            source_branch: source,
+            destination_branch: config.branch.clone(),
+            reused,
+        })
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            url: self.config.remote.url.clone(),
+            transport: self.config.remote.transport,
+            ssh_key: ssh_key(&self.config.credential),
+            known_hosts: KnownHosts::with_bitbucket(&self.config.known_hosts),
+            host_key_problem: Default::default(),
+        }
+    }
+
+    /// CODE_INSIGHTS: a report on the commit that started the build. Failing
+    /// to post is a warning, never a failure.
+    fn post_code_insights(&self) {
+        let config = self.config;
+        if !config.in_pipelines || !config.code_insights || config.mode == RunMode::DryRun {
+            self.log
+                .debug("Code Insights: off (not in Pipelines, CODE_INSIGHTS=false, or a dry run)");
+            return;
+        }
+        let (Some(repository), Some(rev)) =
+            (config.repository.as_deref(), config.build_commit.as_deref())
+        else {
+            return;
+        };
+        // BITBUCKET_COMMIT can be a 12-character hash (facts §4): resolve it.
+        let commit = self.repo.resolve(rev).unwrap_or_else(|| rev.to_owned());
+        let timeout = config
+            .network_timeout
+            .min(Duration::from_secs(API_TIMEOUT_SECS));
+        let result = Client::new(
+            &insights::proxied_api_base(&config.api_url),
+            None,
+            config.auth_proxy.as_deref(),
+            timeout,
+        )
+        .and_then(|c| {
+            c.put_report(
+                repository,
+                &commit,
+                insights::REPORT_ID,
+                &insights::body(&self.report),
+            )
+        });
+        match result {
+            Ok(()) => self.log.info(format!(
+                "Code Insights report posted on {}.",
+                &commit[..commit.len().min(12)]
+            )),
+            Err(e) => self
+                .log
+                .warning(format!("could not post the Code Insights report: {e}")),
+        }
+    }
+
+    /// Writes the bundle and patch and records them in the report.
+    fn keep_commit(&mut self, commit: &ArtifactCommit) {
         let tag = self.config.tag.as_deref().zip(self.tag_oid);
         match self
             .repo
@@ -492,35 +747,31 @@ impl Pusher<'_> {
                 .log
                 .warning(format!("could not write the recovery bundle: {e:#}")),
         }
-        self.explain(evidence);
-        if let Some(r) = &self.report.recovery {
-            self.log.info(format!(
-                "The artifact commit {} is kept: bundle {} and patch {}.",
-                short(commit.oid),
-                r.bundle,
-                r.patch
-            ));
-            self.log.info(format!(
-                "Restore with `{}` or `{}`.",
-                r.restore[0], r.restore[1]
-            ));
-        }
-        Ok(())
     }
 
+    fn debug_evidence(&self, evidence: &Evidence) {
+        if let Some(g) = &evidence.git_error {
+            self.log.debug(format!(
+                "git error: class={} code={} message={}",
+                g.class, g.code, g.message
+            ));
+        }
+    }
+
+    /// A refusal seen before any commit could be pushed (dry-run access check).
     fn explain(&mut self, evidence: Evidence) {
-        let blockage = classify::classify(&evidence, &self.situation());
+        self.debug_evidence(&evidence);
+        let blockage = classify::classify(&evidence, &self.situation(None));
+        self.show(blockage);
+    }
+
+    /// Logs the blockage (summary, explanation, remedies) and reports it.
+    fn show(&mut self, blockage: report::Blockage) {
         let log = self.log;
         self.report.status = Status::Blocked;
         self.report.summary = blockage.summary.clone();
         log.failure(&blockage.summary);
         log.plain(&blockage.explanation);
-        if let Some(g) = evidence.git_error.as_ref().filter(|_| log.debug_enabled()) {
-            log.debug(format!(
-                "git error: class={} code={} message={}",
-                g.class, g.code, g.message
-            ));
-        }
         for (i, r) in blockage.remedies.iter().enumerate() {
             log.plain(format!("Fix {}: {}", i + 1, r.title));
             for s in &r.steps {

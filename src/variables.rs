@@ -95,6 +95,21 @@ pub const VARIABLES: &[VariableDoc] = &[
         "Do nothing when BITBUCKET_COMMIT is commit-back's own artifact commit.",
     ),
     var(
+        "ON_RESTRICTED",
+        "fail",
+        "`pull-request`: when a branch restriction refuses the push, push the commit to PR_BRANCH and open a pull request to BRANCH.",
+    ),
+    var(
+        "PR_BRANCH",
+        "commit-back/<BRANCH>-<BITBUCKET_BUILD_NUMBER>",
+        "Source branch of the fallback pull request.",
+    ),
+    var(
+        "CODE_INSIGHTS",
+        "true",
+        "In Pipelines, put a Code Insights report (PASSED, or FAILED with the explanation) on BITBUCKET_COMMIT.",
+    ),
+    var(
         "NETWORK_TIMEOUT",
         "60",
         "Seconds a connection may stay silent before it counts as a network failure (1 to 3600).",

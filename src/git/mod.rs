@@ -104,6 +104,15 @@ impl Repo {
         Some(String::from_utf8_lossy(commit.message_bytes()).into_owned())
     }
 
+    /// The full sha of `rev` (e.g. a 12-character BITBUCKET_COMMIT).
+    pub fn resolve(&self, rev: &str) -> Option<String> {
+        self.inner
+            .revparse_single(rev)
+            .ok()
+            .and_then(|o| o.peel_to_commit().ok())
+            .map(|c| c.id().to_string())
+    }
+
     pub fn has_trailer(message: &str) -> bool {
         message
             .lines()

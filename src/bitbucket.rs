@@ -1,0 +1,356 @@
+//! Bitbucket Cloud REST API 2.0: the few calls commit-back makes, and their
+//! wire types (`Bitbucket*`, each mirroring a definition of the published
+//! spec, ../shared/bitbucket-openapi.json).
+//!
+//! One choke point, [`Client::send`], keeps the status and Bitbucket's error
+//! message of every failed call. Every call has a timeout; callers treat API
+//! failures as information, never as the reason a push failed.
+
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A failed API call: HTTP status (None: no answer) and Bitbucket's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "HTTP {s}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// `account` / `user` / `app_user` (GET /user).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct BitbucketAccount {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub display_name: Option<String>,
+    pub uuid: Option<String>,
+    pub account_id: Option<String>,
+    pub nickname: Option<String>,
+}
+
+/// `branchrestriction` (GET /repositories/{workspace}/{repo_slug}/branch-restrictions).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct BitbucketBranchRestriction {
+    pub id: Option<i64>,
+    pub kind: String,
+    #[serde(default)]
+    pub branch_match_kind: Option<String>,
+    #[serde(default)]
+    pub branch_type: Option<String>,
+    #[serde(default)]
+    pub pattern: String,
+    #[serde(default)]
+    pub users: Vec<BitbucketAccount>,
+    #[serde(default)]
+    pub groups: Vec<BitbucketGroup>,
+}
+
+/// `group` (as embedded in a branch restriction).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct BitbucketGroup {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+}
+
+/// `repository_permission`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BitbucketRepositoryPermission {
+    pub permission: Option<String>,
+}
+
+/// `pullrequest`, the fields commit-back reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BitbucketPullRequest {
+    pub id: u64,
+    pub links: Option<BitbucketPullRequestLinks>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BitbucketPullRequestLinks {
+    pub html: Option<BitbucketLink>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BitbucketLink {
+    pub href: String,
+}
+
+/// Every `paginated_*` definition: `values` and an optional `next` URL.
+#[derive(Debug, Deserialize)]
+struct BitbucketPage<T> {
+    #[serde(default = "Vec::new")]
+    values: Vec<T>,
+    next: Option<String>,
+}
+
+/// `error`: `{"type": "error", "error": {"message": …}}`.
+#[derive(Debug, Deserialize)]
+struct BitbucketError {
+    error: BitbucketErrorBody,
+}
+
+#[derive(Debug, Deserialize)]
+struct BitbucketErrorBody {
+    message: String,
+    detail: Option<serde_json::Value>,
+}
+
+/// Pages followed at most, so a huge list cannot keep a pipe busy.
+const MAX_PAGES: usize = 10;
+
+pub struct Client {
+    http: reqwest::blocking::Client,
+    base: String,
+    authorization: Option<Secret>,
+}
+
+impl Client {
+    /// `base` like `https://api.bitbucket.org/2.0`; `proxy` for the Pipelines
+    /// auth proxy, which authenticates requests itself.
+    pub fn new(
+        base: &str,
+        authorization: Option<Secret>,
+        proxy: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Client, ApiError> {
+        let mut builder = reqwest::blocking::Client::builder()
+            .user_agent(concat!("commit-back/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout);
+        if let Some(p) = proxy {
+            let proxy = reqwest::Proxy::all(p).map_err(|e| ApiError {
+                status: None,
+                message: format!("proxy {p}: {e}"),
+            })?;
+            builder = builder.proxy(proxy);
+        }
+        let http = builder.build().map_err(|e| ApiError {
+            status: None,
+            message: e.to_string(),
+        })?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            authorization,
+        })
+    }
+
+    /// GET /user: who the credential is (`user`, or `app_user` for access tokens).
+    pub fn current_user(&self) -> Result<BitbucketAccount, ApiError> {
+        self.get_json(&format!("{}/user", self.base))
+    }
+
+    /// The caller's permission on the repository (read, write, admin), from
+    /// GET /user/workspaces/{workspace}/permissions/repositories.
+    pub fn repository_permission(&self, full_name: &str) -> Result<Option<String>, ApiError> {
+        let (workspace, slug) = split(full_name);
+        let q = format!("repository.full_name=\"{workspace}/{slug}\"");
+        let url = format!(
+            "{}/user/workspaces/{workspace}/permissions/repositories?q={}",
+            self.base,
+            encode(&q)
+        );
+        let page: BitbucketPage<BitbucketRepositoryPermission> = self.get_json(&url)?;
+        Ok(page.values.into_iter().next().and_then(|p| p.permission))
+    }
+
+    /// Every branch restriction of the repository (needs admin access).
+    pub fn branch_restrictions(
+        &self,
+        full_name: &str,
+    ) -> Result<Vec<BitbucketBranchRestriction>, ApiError> {
+        let (workspace, slug) = split(full_name);
+        self.get_all(format!(
+            "{}/repositories/{workspace}/{slug}/branch-restrictions?pagelen=100",
+            self.base
+        ))
+    }
+
+    /// The open pull request from `source` to `destination`, if any.
+    pub fn open_pull_request(
+        &self,
+        full_name: &str,
+        source: &str,
+        destination: &str,
+    ) -> Result<Option<BitbucketPullRequest>, ApiError> {
+        let (workspace, slug) = split(full_name);
+        let q = format!(
+            "source.branch.name=\"{source}\" AND destination.branch.name=\"{destination}\" AND state=\"OPEN\""
+        );
+        let url = format!(
+            "{}/repositories/{workspace}/{slug}/pullrequests?q={}",
+            self.base,
+            encode(&q)
+        );
+        let page: BitbucketPage<BitbucketPullRequest> = self.get_json(&url)?;
+        Ok(page.values.into_iter().next())
+    }
+
+    /// POST /repositories/{workspace}/{repo_slug}/pullrequests.
+    pub fn create_pull_request(
+        &self,
+        full_name: &str,
+        body: &serde_json::Value,
+    ) -> Result<BitbucketPullRequest, ApiError> {
+        let (workspace, slug) = split(full_name);
+        let url = format!("{}/repositories/{workspace}/{slug}/pullrequests", self.base);
+        let text = self.send(self.http.post(&url).json(body))?;
+        parse(&text)
+    }
+
+    /// PUT /repositories/{workspace}/{repo_slug}/commit/{commit}/reports/{reportId}.
+    pub fn put_report(
+        &self,
+        full_name: &str,
+        commit: &str,
+        report_id: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), ApiError> {
+        let (workspace, slug) = split(full_name);
+        let url = format!(
+            "{}/repositories/{workspace}/{slug}/commit/{commit}/reports/{report_id}",
+            self.base
+        );
+        self.send(self.http.put(&url).json(body)).map(|_| ())
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ApiError> {
+        let text = self.send(self.http.get(url))?;
+        parse(&text)
+    }
+
+    fn get_all<T: serde::de::DeserializeOwned>(&self, first: String) -> Result<Vec<T>, ApiError> {
+        let mut out = Vec::new();
+        let mut next = Some(first);
+        for _ in 0..MAX_PAGES {
+            let Some(url) = next.take() else { break };
+            let page: BitbucketPage<T> = self.get_json(&url)?;
+            out.extend(page.values);
+            next = page.next;
+        }
+        Ok(out)
+    }
+
+    /// The choke point: auth header (marked sensitive), status and error text kept.
+    fn send(&self, mut req: reqwest::blocking::RequestBuilder) -> Result<String, ApiError> {
+        req = req.header("Accept", "application/json");
+        if let Some(auth) = &self.authorization {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(auth.expose()).map_err(|_| ApiError {
+                    status: None,
+                    message: "the credential is not a valid header value".into(),
+                })?;
+            value.set_sensitive(true);
+            req = req.header(reqwest::header::AUTHORIZATION, value);
+        }
+        let resp = req.send().map_err(|e| ApiError {
+            status: None,
+            message: e.without_url().to_string(),
+        })?;
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        if status.is_success() {
+            return Ok(text);
+        }
+        let message = match serde_json::from_str::<BitbucketError>(&text) {
+            Ok(e) => match e.error.detail {
+                Some(d) => format!("{} ({d})", e.error.message),
+                None => e.error.message,
+            },
+            Err(_) => text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(300)
+                .collect(),
+        };
+        Err(ApiError {
+            status: Some(status.as_u16()),
+            message,
+        })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|e| ApiError {
+        status: None,
+        message: format!("unexpected answer from the API: {e}"),
+    })
+}
+
+fn split(full_name: &str) -> (&str, &str) {
+    full_name.split_once('/').unwrap_or((full_name, ""))
+}
+
+/// Percent-encodes a query value (BBQL contains spaces, quotes and `=`).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Bitbucket's glob for restriction patterns: `*` matches any run of
+/// characters, `/` included (spec: "'*' … will expand to match zero or more
+/// characters").
+pub fn pattern_matches(pattern: &str, branch: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = branch.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == t[ti] && p[pi] != '*' {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_patterns() {
+        for (p, b, m) in [
+            ("main", "main", true),
+            ("main", "mainline", false),
+            ("release/*", "release/1.2", true),
+            ("release/*", "release/a/b", true),
+            ("*", "anything/at/all", true),
+            ("feature-*-x", "feature-1-x", true),
+            ("feature-*-x", "feature-1-y", false),
+        ] {
+            assert_eq!(pattern_matches(p, b), m, "{p} {b}");
+        }
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(encode("a=\"b c\""), "a%3D%22b%20c%22");
+    }
+}

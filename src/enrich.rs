@@ -1,0 +1,277 @@
+//! What the REST API can add to a refusal: who the credential is, its
+//! permission on the repository, and the branch restrictions that match the
+//! target branch. Every call is bounded by the client's timeout; a failure
+//! becomes a sentence in the report, never the reason the run failed.
+
+use crate::bitbucket::{
+    ApiError, BitbucketAccount, BitbucketBranchRestriction, Client, pattern_matches,
+};
+use crate::credentials::CredentialKind;
+use serde::Serialize;
+
+/// Restriction kinds that can stop a direct push (facts §3: `push` is
+/// "Write access"; whether `restrict_merges` also refuses direct pushes is NOT
+/// CONFIRMED, so it is reported as possibly involved).
+const PUSH_KINDS: &[&str] = &["push", "restrict_merges", "force"];
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Identity {
+    /// `user`, or `app_user` for access tokens.
+    pub kind: String,
+    pub display_name: Option<String>,
+    pub uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rule {
+    pub id: Option<i64>,
+    pub kind: String,
+    pub pattern: String,
+    /// Who may push despite the rule (display names, else nicknames/uuids).
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    #[serde(skip)]
+    pub user_uuids: Vec<String>,
+}
+
+/// The API's view, as reported in `blockage.context`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ApiContext {
+    pub identity: Option<Identity>,
+    /// `read`, `write`, `admin`, or None when it could not be read.
+    pub permission: Option<String>,
+    /// Restrictions on the target branch (None: could not be read).
+    pub rules: Option<Vec<Rule>>,
+    /// Why something could not be read (one sentence each).
+    pub notes: Vec<String>,
+}
+
+/// Asks the API. `repository` is `workspace/slug`.
+pub fn gather(
+    client: &Client,
+    repository: &str,
+    branch: &str,
+    credential: CredentialKind,
+) -> ApiContext {
+    let mut ctx = ApiContext::default();
+    match client.current_user() {
+        Ok(a) => ctx.identity = Some(identity(&a)),
+        Err(e) => ctx.notes.push(format!(
+            "Could not read the credential's identity (GET /user): {e}."
+        )),
+    }
+    if credential == CredentialKind::AccessToken {
+        // Spec narrative: "You can't use an access token to … query repository,
+        // project, or workspace permissions."
+        ctx.notes.push(
+            "Access tokens cannot query permissions; the token's access comes from its scopes."
+                .into(),
+        );
+    } else {
+        match client.repository_permission(repository) {
+            Ok(p) => ctx.permission = p,
+            Err(e) => ctx
+                .notes
+                .push(format!("Could not read the repository permission: {e}.")),
+        }
+    }
+    match client.branch_restrictions(repository) {
+        Ok(all) => ctx.rules = Some(matching(&all, branch)),
+        Err(e) => ctx.notes.push(rules_unreadable(&e)),
+    }
+    ctx
+}
+
+fn identity(a: &BitbucketAccount) -> Identity {
+    Identity {
+        kind: a.kind.clone(),
+        display_name: a.display_name.clone().or_else(|| a.nickname.clone()),
+        uuid: a.uuid.clone(),
+    }
+}
+
+fn rules_unreadable(e: &ApiError) -> String {
+    match e.status {
+        Some(401 | 403) => format!(
+            "The branch restrictions could not be read: the API needs admin access to the repository (scope repository:admin / admin:repository:bitbucket) and answered {e}. Ask a repository admin to look under Repository settings > Branch restrictions."
+        ),
+        _ => format!("The branch restrictions could not be read: {e}."),
+    }
+}
+
+/// The restrictions that can stop a push to `branch`.
+pub fn matching(all: &[BitbucketBranchRestriction], branch: &str) -> Vec<Rule> {
+    all.iter()
+        .filter(|r| PUSH_KINDS.contains(&r.kind.as_str()))
+        .filter(|r| match r.branch_match_kind.as_deref() {
+            Some("branching_model") => true, // the branching model is not read: may apply
+            _ => pattern_matches(&r.pattern, branch),
+        })
+        .map(|r| Rule {
+            id: r.id,
+            kind: r.kind.clone(),
+            pattern: if r.pattern.is_empty() {
+                r.branch_type
+                    .clone()
+                    .map(|t| format!("branch type {t}"))
+                    .unwrap_or_default()
+            } else {
+                r.pattern.clone()
+            },
+            users: r
+                .users
+                .iter()
+                .map(|u| {
+                    u.display_name
+                        .clone()
+                        .or_else(|| u.nickname.clone())
+                        .or_else(|| u.uuid.clone())
+                        .unwrap_or_default()
+                })
+                .collect(),
+            groups: r
+                .groups
+                .iter()
+                .filter_map(|g| g.name.clone().or_else(|| g.slug.clone()))
+                .collect(),
+            user_uuids: r.users.iter().filter_map(|u| u.uuid.clone()).collect(),
+        })
+        .collect()
+}
+
+/// The dry run's verdict on the restrictions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prediction {
+    Allowed,
+    /// A push rule matches and this identity cannot be among its users.
+    Refused(Rule),
+    /// A rule matches; the identity might be allowed through a group.
+    Uncertain(Rule),
+    /// The rules could not be read.
+    Unknown,
+}
+
+pub fn predict(ctx: &ApiContext, credential: CredentialKind) -> Prediction {
+    let Some(rules) = &ctx.rules else {
+        return Prediction::Unknown;
+    };
+    let Some(rule) = rules.iter().find(|r| r.kind == "push") else {
+        return Prediction::Allowed;
+    };
+    // Access tokens (and the pipeline) can never be a restriction's allowed user.
+    if matches!(
+        credential,
+        CredentialKind::AccessToken | CredentialKind::Pipeline
+    ) {
+        return Prediction::Refused(rule.clone());
+    }
+    let uuid = ctx.identity.as_ref().and_then(|i| i.uuid.clone());
+    match uuid {
+        Some(u) if rule.user_uuids.contains(&u) => Prediction::Allowed,
+        _ if !rule.groups.is_empty() => Prediction::Uncertain(rule.clone()),
+        Some(_) => Prediction::Refused(rule.clone()),
+        None => Prediction::Uncertain(rule.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restriction(
+        kind: &str,
+        pattern: &str,
+        users: &[(&str, &str)],
+        groups: &[&str],
+    ) -> BitbucketBranchRestriction {
+        BitbucketBranchRestriction {
+            id: Some(1),
+            kind: kind.into(),
+            branch_match_kind: Some("glob".into()),
+            branch_type: None,
+            pattern: pattern.into(),
+            users: users
+                .iter()
+                .map(|(name, uuid)| BitbucketAccount {
+                    kind: "user".into(),
+                    display_name: Some(name.to_string()),
+                    uuid: Some(uuid.to_string()),
+                    account_id: None,
+                    nickname: None,
+                })
+                .collect(),
+            groups: groups
+                .iter()
+                .map(|g| crate::bitbucket::BitbucketGroup {
+                    name: Some(g.to_string()),
+                    slug: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn ctx(uuid: Option<&str>, rules: Vec<Rule>) -> ApiContext {
+        ApiContext {
+            identity: uuid.map(|u| Identity {
+                kind: "user".into(),
+                display_name: None,
+                uuid: Some(u.into()),
+            }),
+            permission: None,
+            rules: Some(rules),
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn only_push_like_rules_on_the_branch_match() {
+        let all = vec![
+            restriction("push", "main", &[("Bot", "{b}")], &[]),
+            restriction("push", "release/*", &[], &[]),
+            restriction("require_approvals_to_merge", "main", &[], &[]),
+            restriction("restrict_merges", "*", &[], &["devs"]),
+        ];
+        let m = matching(&all, "main");
+        assert_eq!(
+            m.iter()
+                .map(|r| (r.kind.as_str(), r.pattern.as_str()))
+                .collect::<Vec<_>>(),
+            [("push", "main"), ("restrict_merges", "*")]
+        );
+        assert_eq!(m[0].users, ["Bot"]);
+    }
+
+    #[test]
+    fn predictions() {
+        use CredentialKind::*;
+        let rules = matching(
+            &[restriction("push", "main", &[("Bot", "{b}")], &[])],
+            "main",
+        );
+        assert_eq!(
+            predict(&ctx(Some("{b}"), rules.clone()), ApiToken),
+            Prediction::Allowed
+        );
+        assert!(matches!(
+            predict(&ctx(Some("{x}"), rules.clone()), ApiToken),
+            Prediction::Refused(_)
+        ));
+        assert!(matches!(
+            predict(&ctx(Some("{b}"), rules.clone()), AccessToken),
+            Prediction::Refused(_)
+        ));
+        let with_group = matching(
+            &[restriction("push", "main", &[], &["Release managers"])],
+            "main",
+        );
+        assert!(matches!(
+            predict(&ctx(Some("{x}"), with_group), ApiToken),
+            Prediction::Uncertain(_)
+        ));
+        assert_eq!(predict(&ctx(None, vec![]), ApiToken), Prediction::Allowed);
+        assert_eq!(
+            predict(&ApiContext::default(), ApiToken),
+            Prediction::Unknown
+        );
+    }
+}
