@@ -254,7 +254,7 @@ impl Client {
         }
         let resp = req.send().map_err(|e| ApiError {
             status: None,
-            message: e.without_url().to_string(),
+            message: error_chain(&e.without_url()),
         })?;
         let status = resp.status();
         let text = resp.text().unwrap_or_default();
@@ -279,6 +279,21 @@ impl Client {
             message,
         })
     }
+}
+
+/// "error sending request" alone says nothing: keep the causes.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {

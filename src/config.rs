@@ -144,8 +144,8 @@ pub struct Config {
     pub credential: Credential,
     /// Extra known_hosts lines (pipeline known_hosts file, KNOWN_HOSTS).
     pub known_hosts: Vec<String>,
-    /// HTTP proxy through which the pipeline credential authenticates.
-    pub auth_proxy: Option<String>,
+    /// The Pipelines auth proxy: git for the pipeline credential, Code Insights.
+    pub auth_proxy: String,
     pub build_commit: Option<String>,
     pub build_number: Option<String>,
     pub network_timeout: Duration,
@@ -391,18 +391,15 @@ impl Config {
             Vec::new()
         });
 
-        let auth_proxy = match credential {
-            Credential::Pipeline => Some(raw.pipelines_auth_proxy.clone().unwrap_or_else(|| {
-                // From a pipe container the proxy is on the host (facts §3, §4).
-                if raw.bitbucket_pipe_storage_dir.is_some() {
-                    "http://host.docker.internal:29418"
-                } else {
-                    "http://localhost:29418"
-                }
-                .to_owned()
-            })),
-            _ => None,
-        };
+        // From a pipe container the proxy is on the host (facts §3, §4).
+        let auth_proxy = raw.pipelines_auth_proxy.clone().unwrap_or_else(|| {
+            if raw.bitbucket_pipe_storage_dir.is_some() {
+                "http://host.docker.internal:29418"
+            } else {
+                "http://localhost:29418"
+            }
+            .to_owned()
+        });
 
         let partial = PartialConfig {
             repository: repository.clone(),
@@ -913,16 +910,13 @@ mod tests {
         ]);
         assert!(matches!(c.credential, Credential::Pipeline));
         assert_eq!(c.remote.url, "http://bitbucket.org/ws/repo");
-        assert_eq!(c.auth_proxy.as_deref(), Some("http://localhost:29418"));
+        assert_eq!(c.auth_proxy, "http://localhost:29418");
         let c = ok(&[
             ("BITBUCKET_BRANCH", "main"),
             ("BITBUCKET_REPO_FULL_NAME", "ws/repo"),
             ("BITBUCKET_PIPE_STORAGE_DIR", "/x"),
         ]);
-        assert_eq!(
-            c.auth_proxy.as_deref(),
-            Some("http://host.docker.internal:29418")
-        );
+        assert_eq!(c.auth_proxy, "http://host.docker.internal:29418");
         assert_eq!(c.report_file.as_deref(), Some(Path::new("/x/report.json")));
     }
 }

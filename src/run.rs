@@ -336,7 +336,7 @@ impl Pusher<'_> {
         match &config.credential {
             Credential::Pipeline => log.info(format!(
                 "No credential given: pushing as the pipeline itself, through the Pipelines auth proxy ({}). Branch restrictions apply to these pushes.",
-                config.auth_proxy.as_deref().unwrap_or("-")
+                config.auth_proxy
             )),
             Credential::AppPassword { .. } => {
                 log.warning("App password is deprecated: Bitbucket Cloud removed app passwords on 2026-07-28. Use ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN.");
@@ -440,7 +440,7 @@ impl Pusher<'_> {
             Credential::Pipeline => Client::new(
                 &insights::proxied_api_base(&config.api_url),
                 None,
-                config.auth_proxy.as_deref(),
+                Some(&config.auth_proxy),
                 timeout,
             )
             .map_err(|e| e.to_string()),
@@ -694,7 +694,7 @@ impl Pusher<'_> {
         let result = Client::new(
             &insights::proxied_api_base(&config.api_url),
             None,
-            config.auth_proxy.as_deref(),
+            Some(&config.auth_proxy),
             timeout,
         )
         .and_then(|c| {
@@ -808,7 +808,7 @@ fn install_http(config: &Config) -> anyhow::Result<()> {
     });
     git::http::install(git::http::HttpSettings {
         authorization,
-        proxy: config.auth_proxy.clone(),
+        proxy: matches!(config.credential, Credential::Pipeline).then(|| config.auth_proxy.clone()),
         timeout: config.network_timeout,
         atomic: config.tag.is_some(),
         user_agent: format!("git/2.0 (commit-back {VERSION})"),

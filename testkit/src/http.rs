@@ -156,24 +156,28 @@ impl Drop for GitHttpServer {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    proxied: bool,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) proxied: bool,
+    /// The host named in an absolute-form (proxied) request.
+    pub(crate) proxied_host: Option<String>,
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: Vec<u8>,
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Request> {
+pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Request> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or("").to_owned();
     let mut target = parts.next().unwrap_or("/").to_owned();
     let mut proxied = false;
+    let mut proxied_host = None;
     if let Some(rest) = target.strip_prefix("http://") {
         proxied = true;
+        proxied_host = Some(rest.split('/').next().unwrap_or("").to_owned());
         target = rest
             .find('/')
             .map(|i| rest[i..].to_owned())
@@ -226,12 +230,13 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Request> {
         path,
         query,
         proxied,
+        proxied_host,
         headers,
         body,
     })
 }
 
-fn respond(
+pub(crate) fn respond(
     stream: &mut TcpStream,
     status: u16,
     headers: &[(String, String)],

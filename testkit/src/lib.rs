@@ -3,8 +3,10 @@
 //! and a runner that executes the real binary with a cleared environment and
 //! checks its output contract.
 
+pub mod api;
 pub mod demo;
 pub mod http;
+pub mod openapi;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

@@ -145,3 +145,17 @@ pub fn read_only_key_line(dir: &Path, public_line: &str) -> String {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     format!("command=\"{}\",no-pty {public_line}", script.display())
 }
+
+/// A forced command that refuses every git command with `text` on stderr, as
+/// Bitbucket's SSH front does for refusals decided before git runs.
+pub fn refusing_key_line(dir: &Path, public_line: &str, name: &str, text: &str) -> String {
+    let script = dir.join(format!("refuse-{name}.sh"));
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"{text}\" >&2\nexit 128\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("command=\"{}\",no-pty {public_line}", script.display())
+}

@@ -147,3 +147,68 @@ fn branch_restriction_over_ssh() {
     assert_eq!(run.blockage_kind(), "branch_restriction", "{}", run.stderr);
     assert_eq!(run.code, 4);
 }
+
+/// Refusals Bitbucket's SSH front makes before git runs. Only the repository
+/// text is captured for SSH (facts §1(h), older `conq:` form); the 2SV and IP
+/// allowlist forms over SSH are NOT CONFIRMED, so these use the HTTPS wording
+/// to show the loose match holds on this path too.
+#[test]
+fn refusals_before_git_runs_over_ssh() {
+    let cases = [
+        (
+            "not-found",
+            "conq: repository does not exist.",
+            "repository_not_found",
+            7,
+        ),
+        (
+            "two-step",
+            "To access this repository, enable two-step authentication.",
+            "two_step_verification",
+            5,
+        ),
+        (
+            "ip",
+            "To access this repository, an admin must whitelist your IP.",
+            "ip_allowlist",
+            6,
+        ),
+    ];
+    for (name, text, kind, code) in cases {
+        let f = Fixture::new(Some(50));
+        let dir = f.world.path().join("ssh");
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = keygen(&dir, "bot_key");
+        let line = testkit::sshd::refusing_key_line(&dir, &key.public_line, name, text);
+        let sshd = Sshd::start(&dir.join("sshd"), &[line]);
+        let s = SshFixture { f, sshd, key };
+        let run = s.run(&[]);
+        assert_eq!(run.blockage_kind(), kind, "{name}: {}", run.stderr);
+        assert_eq!(run.code, code, "{name}");
+        assert_eq!(run.report["blockage"]["remote_messages"][0], text, "{name}");
+    }
+}
+
+#[test]
+fn size_limit_and_unknown_hook_over_ssh() {
+    for (hook, kind) in [
+        (
+            "Repository is over the size limit (4 GB) and will not accept further additions.",
+            "repository_size_limit",
+        ),
+        ("Commits must be signed.", "hook_rejected"),
+    ] {
+        let s = fixture(false, true);
+        s.f.world.hook(
+            &s.f.bare,
+            "pre-receive",
+            &format!("#!/bin/sh\necho '{hook}' >&2\nexit 1\n"),
+        );
+        let run = s.run(&[]);
+        assert_eq!(run.blockage_kind(), kind, "{}", run.stderr);
+        assert_eq!(
+            run.report["blockage"]["ref_status"],
+            "pre-receive hook declined"
+        );
+    }
+}

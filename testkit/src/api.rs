@@ -1,0 +1,432 @@
+//! A stateful stand-in for the Bitbucket REST API 2.0 on 127.0.0.1: the
+//! endpoints commit-back calls, answering in the shapes of the published spec
+//! (every answer and every JSON body it receives is recorded so tests can
+//! check both against the spec with [`ApiServer::check_against_spec`]). Like
+//! the git server it also acts as the Pipelines auth proxy: absolute-form
+//! requests (`PUT http://api.bitbucket.org/2.0/…`) without credentials are
+//! authenticated as the pipeline. Stops when dropped.
+
+use crate::http::{read_request, respond};
+use crate::openapi::Spec;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Who a credential is to the API.
+#[derive(Clone)]
+pub struct ApiAccount {
+    pub json: Value,
+    /// May read branch restrictions (repository admin).
+    pub admin: bool,
+    /// Repository permission (`read`, `write`, `admin`); None for access tokens.
+    pub permission: Option<String>,
+}
+
+/// One request the stand-in answered.
+#[derive(Clone, Debug)]
+pub struct ApiRecord {
+    pub method: String,
+    /// Below `/2.0`.
+    pub path: String,
+    pub query: String,
+    pub proxied_host: Option<String>,
+    pub authorization: Option<String>,
+    pub body: Option<Value>,
+    pub status: u16,
+    pub response: Value,
+}
+
+#[derive(Default)]
+struct State {
+    /// Authorization header value -> account.
+    accounts: HashMap<String, ApiAccount>,
+    /// Key into `accounts` for proxied requests without credentials.
+    proxy_account: Option<String>,
+    restrictions: Vec<Value>,
+    pull_requests: Vec<Value>,
+    /// Refuse pull-request creation with this status and message.
+    refuse_pull_requests: Option<(u16, String)>,
+    /// Answer report uploads with this status.
+    fail_reports: Option<u16>,
+    log: Vec<ApiRecord>,
+}
+
+pub struct ApiServer {
+    addr: std::net::SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Default for ApiServer {
+    fn default() -> Self {
+        Self::start()
+    }
+}
+
+impl ApiServer {
+    pub fn start() -> ApiServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (state2, stop2) = (state.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let state = state2.clone();
+                std::thread::spawn(move || {
+                    let _ = handle(conn, &state);
+                });
+            }
+        });
+        ApiServer {
+            addr,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// API_URL for commit-back: `http://127.0.0.1:PORT/2.0`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/2.0", self.addr.port())
+    }
+
+    /// PIPELINES_AUTH_PROXY: this server, acting as the proxy.
+    pub fn proxy_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// A user (`type: user`) reached with `authorization` (the full header value).
+    pub fn user(
+        &self,
+        authorization: &str,
+        display_name: &str,
+        uuid: &str,
+        admin: bool,
+        permission: &str,
+    ) -> &Self {
+        let json = json!({
+            "type": "user", "display_name": display_name, "uuid": uuid, "account_id": format!("5f{}", uuid.trim_matches(['{', '}'])),
+            "nickname": display_name.to_lowercase().replace(' ', "-"), "has_2fa_enabled": true, "account_status": "active",
+            "links": {"html": {"href": format!("https://bitbucket.org/{}/", uuid)}}
+        });
+        self.state.lock().unwrap().accounts.insert(
+            authorization.to_owned(),
+            ApiAccount {
+                json,
+                admin,
+                permission: Some(permission.into()),
+            },
+        );
+        self
+    }
+
+    /// An access token (`type: app_user`), never an admin of permissions APIs.
+    pub fn access_token(&self, token: &str, name: &str, admin: bool) -> &Self {
+        let json = json!({"type": "app_user", "display_name": name, "uuid": "{a0a0a0a0-0000-4000-8000-000000000001}", "account_id": "app-1", "account_status": "active", "kind": "repository_access_token"});
+        self.state.lock().unwrap().accounts.insert(
+            format!("Bearer {token}"),
+            ApiAccount {
+                json,
+                admin,
+                permission: None,
+            },
+        );
+        self
+    }
+
+    /// Proxied requests without credentials act as the account behind `authorization`.
+    pub fn proxy_as(&self, authorization: &str) -> &Self {
+        self.state.lock().unwrap().proxy_account = Some(authorization.to_owned());
+        self
+    }
+
+    /// A push restriction (kind `push`) on `pattern`, allowing these users (uuid, name).
+    pub fn restrict(
+        &self,
+        id: i64,
+        pattern: &str,
+        users: &[(&str, &str)],
+        groups: &[&str],
+    ) -> &Self {
+        let users: Vec<Value> = users
+            .iter()
+            .map(|(uuid, name)| json!({"type": "user", "uuid": uuid, "display_name": name}))
+            .collect();
+        let groups: Vec<Value> = groups
+            .iter()
+            .map(|g| json!({"type": "group", "name": g, "slug": g.to_lowercase()}))
+            .collect();
+        self.state.lock().unwrap().restrictions.push(json!({
+            "type": "branchrestriction", "id": id, "kind": "push", "branch_match_kind": "glob", "pattern": pattern,
+            "users": users, "groups": groups,
+            "links": {"self": {"href": format!("https://api.bitbucket.org/2.0/repositories/ws/repo/branch-restrictions/{id}")}}
+        }));
+        self
+    }
+
+    pub fn refuse_pull_requests(&self, status: u16, message: &str) -> &Self {
+        self.state.lock().unwrap().refuse_pull_requests = Some((status, message.into()));
+        self
+    }
+
+    pub fn fail_reports(&self, status: u16) -> &Self {
+        self.state.lock().unwrap().fail_reports = Some(status);
+        self
+    }
+
+    pub fn requests(&self) -> Vec<ApiRecord> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    pub fn pull_requests(&self) -> Vec<Value> {
+        self.state.lock().unwrap().pull_requests.clone()
+    }
+
+    /// Every JSON body received and every answer given, checked against the spec.
+    pub fn check_against_spec(&self) {
+        let spec = Spec::get();
+        for r in self.requests() {
+            if let Some(body) = &r.body {
+                spec.check_request(&r.method, &r.path, body)
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "request {} {} does not follow the spec: {e:?}\n{body}",
+                            r.method, r.path
+                        )
+                    });
+            }
+            spec.check_response(&r.method, &r.path, r.status, &r.response)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "stand-in answer to {} {} ({}) does not follow the spec: {e:?}",
+                        r.method, r.path, r.status
+                    )
+                });
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn error(status: u16, message: &str) -> (u16, Value) {
+    (
+        status,
+        json!({"type": "error", "error": {"message": message}}),
+    )
+}
+
+fn page(values: Vec<Value>) -> Value {
+    json!({"size": values.len(), "page": 1, "pagelen": 100, "values": values})
+}
+
+/// `q=source.branch.name="x" AND …`: the quoted value after `key=`.
+fn bbql_value(query: &str, key: &str) -> Option<String> {
+    let decoded = percent_decode(query);
+    let start = decoded.find(&format!("{key}=\""))? + key.len() + 2;
+    let end = decoded[start..].find('"')? + start;
+    Some(decoded[start..end].to_owned())
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| {
+                std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .flatten();
+        match (hex, bytes[i]) {
+            (Some(b), _) => {
+                out.push(b);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, b) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn route(
+    st: &mut State,
+    method: &str,
+    path: &str,
+    query: &str,
+    account: Option<ApiAccount>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let Some(account) = account else {
+        return error(
+            401,
+            "Token is invalid, expired, or not supported for this endpoint.",
+        );
+    };
+    let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, seg.as_slice()) {
+        ("GET", ["user"]) => (200, account.json.clone()),
+        ("GET", ["user", "workspaces", _ws, "permissions", "repositories"]) => {
+            match &account.permission {
+                None => error(403, "Access tokens cannot query permissions."),
+                Some(p) => {
+                    let full = bbql_value(query, "repository.full_name").unwrap_or_default();
+                    let (_, slug) = full.split_once('/').unwrap_or(("", &full));
+                    (
+                        200,
+                        page(vec![
+                            json!({"type": "repository_permission", "permission": p, "user": account.json, "repository": {"type": "repository", "full_name": full, "name": slug}}),
+                        ]),
+                    )
+                }
+            }
+        }
+        ("GET", ["repositories", _ws, _repo, "branch-restrictions"]) => {
+            if account.admin {
+                (200, page(st.restrictions.clone()))
+            } else {
+                error(403, "You do not have admin access to this repository.")
+            }
+        }
+        ("GET", ["repositories", _ws, _repo, "pullrequests"]) => {
+            let source = bbql_value(query, "source.branch.name");
+            let open: Vec<Value> = st
+                .pull_requests
+                .iter()
+                .filter(|p| {
+                    p["state"] == "OPEN"
+                        && source
+                            .as_deref()
+                            .is_none_or(|s| p["source"]["branch"]["name"] == s)
+                })
+                .cloned()
+                .collect();
+            (200, page(open))
+        }
+        ("POST", [_, ws, repo, "pullrequests"]) => {
+            if let Some((status, message)) = &st.refuse_pull_requests {
+                return error(*status, message);
+            }
+            let Some(b) = body else {
+                return error(400, "no body");
+            };
+            let id = st.pull_requests.len() as u64 + 1;
+            let pr = json!({
+                "type": "pullrequest", "id": id, "title": b["title"], "description": b["description"], "state": "OPEN",
+                "author": account.json, "close_source_branch": b["close_source_branch"],
+                "source": {"branch": {"name": b["source"]["branch"]["name"]}},
+                "destination": {"branch": {"name": b["destination"]["branch"]["name"]}},
+                "links": {"html": {"href": format!("https://bitbucket.org/{ws}/{repo}/pull-requests/{id}")}}
+            });
+            st.pull_requests.push(pr.clone());
+            (201, pr)
+        }
+        ("PUT", ["repositories", _ws, _repo, "commit", commit, "reports", id]) => {
+            if let Some(status) = st.fail_reports {
+                return error(status, "Something went wrong");
+            }
+            let mut report = body.cloned().unwrap_or(json!({}));
+            report["uuid"] = json!(format!("{{{id}-{commit}}}"));
+            (200, report)
+        }
+        _ => error(404, "Resource not found"),
+    }
+}
+
+fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut out = conn.try_clone()?;
+    let req = read_request(&mut BufReader::new(conn))?;
+    let path = req
+        .path
+        .strip_prefix("/2.0")
+        .unwrap_or(&req.path)
+        .to_owned();
+    let authorization = req.headers.get("authorization").cloned();
+    let body: Option<Value> = if req.body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&req.body).ok()
+    };
+    let (status, response) = {
+        let mut st = state.lock().unwrap();
+        let key = authorization.clone().or_else(|| {
+            if req.proxied {
+                st.proxy_account.clone()
+            } else {
+                None
+            }
+        });
+        let account = key.and_then(|k| st.accounts.get(&k).cloned());
+        let (status, response) = route(
+            &mut st,
+            &req.method,
+            &path,
+            &req.query,
+            account,
+            body.as_ref(),
+        );
+        st.log.push(ApiRecord {
+            method: req.method.clone(),
+            path: path.clone(),
+            query: req.query.clone(),
+            proxied_host: req.proxied_host.clone(),
+            authorization,
+            body,
+            status,
+            response: response.clone(),
+        });
+        (status, response)
+    };
+    let text = serde_json::to_vec(&response).unwrap();
+    respond(
+        &mut out,
+        status,
+        &[("Content-Type".into(), "application/json".into())],
+        &text,
+    )?;
+    let _ = out.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bbql_values_are_found_in_encoded_queries() {
+        let q = "q=source.branch.name%3D%22commit-back%2Fmain-1%22%20AND%20state%3D%22OPEN%22";
+        assert_eq!(
+            bbql_value(q, "source.branch.name").as_deref(),
+            Some("commit-back/main-1")
+        );
+        assert_eq!(bbql_value(q, "state").as_deref(), Some("OPEN"));
+    }
+}
