@@ -7,6 +7,7 @@ pub mod api;
 pub mod demo;
 pub mod http;
 pub mod openapi;
+pub mod showcase;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

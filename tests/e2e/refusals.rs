@@ -267,3 +267,43 @@ fn hung_server_is_bounded_by_network_timeout() {
     );
     assert!(!run.report["recovery"].is_null());
 }
+
+/// The README's "When Bitbucket refuses" runs: each still gives its kind and
+/// the exit code of the contract, and the README shows each kind.
+#[test]
+fn readme_refusal_examples_are_real_and_complete() {
+    let shown = testkit::showcase::all(std::path::Path::new(crate::BIN));
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let kinds = [
+        "branch_restriction",
+        "two_step_verification",
+        "ip_allowlist",
+        "invalid_credentials",
+        "app_password_removed",
+        "insufficient_scope",
+        "read_only_key",
+        "repository_not_found",
+        "repository_size_limit",
+        "non_fast_forward",
+        "rebase_conflict",
+        "network",
+        "hook_rejected",
+        "unknown",
+    ];
+    assert_eq!(shown.iter().map(|s| s.kind).collect::<Vec<_>>(), kinds);
+    for s in &shown {
+        assert_eq!(s.run.blockage_kind(), s.kind, "{}", s.run.stderr);
+        assert!(
+            s.run.report["recovery"].is_object(),
+            "{}: commit kept",
+            s.kind
+        );
+        assert!(
+            readme.contains(&format!("<summary><code>{}</code>", s.kind)),
+            "README lacks the {} example",
+            s.kind
+        );
+        assert!(readme.contains(&format!("(exit {})</summary>", s.run.code)));
+    }
+}
