@@ -30,6 +30,7 @@ if [ "$(id -u)" -eq 0 ] || docker version >/dev/null 2>&1; then
   fi
   bash scripts/build-image.sh commit-back:test
   export COMMIT_BACK_IMAGE=commit-back:test
+  export COMMIT_BACK_STATIC_BIN="$PWD/target/x86_64-unknown-linux-gnu/release/commit-back"
 else
   echo "No Docker Engine and not root: the container tests will be skipped."
 fi

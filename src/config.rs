@@ -9,6 +9,7 @@
 //! Nothing here touches the repository; the only file-system reads are the
 //! ones validation needs (pipeline SSH key, symlinks in FILES).
 
+use crate::checkout::{Checkout, parse_origin};
 use crate::credentials::{self, Credential};
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -70,6 +71,7 @@ pub struct RawVars {
     pub bitbucket_build_number: Option<String>,
     pub bitbucket_ssh_key_file: Option<String>,
     pub bitbucket_pipeline_uuid: Option<String>,
+    pub bitbucket_clone_dir: Option<String>,
     pub ci: Option<String>,
 }
 
@@ -187,6 +189,7 @@ impl Config {
     pub fn from_vars(
         raw: &RawVars,
         workdir: Option<&Path>,
+        checkout: &Checkout,
     ) -> Result<Config, (Vec<ConfigError>, PartialConfig)> {
         let mut errors = Vec::new();
         let mut err = |e: ConfigError| errors.push(e);
@@ -202,12 +205,20 @@ impl Config {
         });
         let message = build_message(raw.commit_message.as_deref(), skip_ci);
 
-        let branch = raw.branch.clone().or_else(|| raw.bitbucket_branch.clone());
+        let branch = raw
+            .branch
+            .clone()
+            .or_else(|| raw.bitbucket_branch.clone())
+            .or_else(|| checkout.branch.clone());
         let branch = match branch {
             None => {
                 err(ConfigError::new(
                     "BRANCH",
-                    "BRANCH is required: BITBUCKET_BRANCH is empty (tag or custom pipeline, or not in Pipelines); set BRANCH to the branch to push to, e.g. BRANCH=main",
+                    if checkout.detached {
+                        "BRANCH is required: HEAD is detached (a tag or custom pipeline, or a CI checkout of a commit) and BITBUCKET_BRANCH is empty; set BRANCH to the branch to push to, e.g. BRANCH=main (Jenkins: BRANCH=${GIT_BRANCH#origin/})"
+                    } else {
+                        "BRANCH is required: BITBUCKET_BRANCH is empty (tag or custom pipeline, or not in Pipelines); set BRANCH to the branch to push to, e.g. BRANCH=main"
+                    },
                 ));
                 None
             }
@@ -225,10 +236,14 @@ impl Config {
             },
         };
 
-        let repository = raw
+        let origin = checkout.origin_url.as_deref().and_then(parse_origin);
+        let explicit_repository = raw
             .repository
             .clone()
             .or_else(|| raw.bitbucket_repo_full_name.clone());
+        let repository = explicit_repository
+            .clone()
+            .or_else(|| origin.as_ref().and_then(|o| o.full_name.clone()));
         if let Some(r) = &repository
             && !is_repo_full_name(r)
         {
@@ -373,12 +388,30 @@ impl Config {
                 .map(|d| Path::new(d).join("report.json"))
         });
 
-        let credential = credentials::resolve(raw).unwrap_or_else(|e| {
-            e.into_iter().for_each(&mut err);
-            Credential::Pipeline
-        });
+        let credential = match credentials::resolve(raw) {
+            Ok(Credential::Pipeline) if !pipelines_detected(raw) => {
+                err(ConfigError::new(
+                    "BITBUCKET_ACCESS_TOKEN",
+                    "no credential given, and this is not Bitbucket Pipelines (no auth proxy to push through); set BITBUCKET_ACCESS_TOKEN, or ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN, or SSH_KEY",
+                ));
+                Credential::Pipeline
+            }
+            Ok(c) => c,
+            Err(e) => {
+                e.into_iter().for_each(&mut err);
+                Credential::Pipeline
+            }
+        };
 
-        let remote = derive_remote(raw, repository.as_deref(), &credential).unwrap_or_else(|e| {
+        let remote = derive_remote(
+            raw,
+            repository.as_deref(),
+            &credential,
+            origin
+                .as_ref()
+                .filter(|o| explicit_repository.is_none() && !o.is_bitbucket_cloud()),
+        )
+        .unwrap_or_else(|e| {
             err(e);
             Remote {
                 url: String::new(),
@@ -445,6 +478,23 @@ impl Config {
     pub fn secrets(&self) -> Vec<Secret> {
         self.credential.secrets()
     }
+}
+
+/// The same question for a validated config (for the log).
+pub fn pipelines_detected_for(config: &Config) -> bool {
+    config.in_pipelines
+        || matches!(config.credential, Credential::Pipeline)
+        || config.build_number.is_some()
+}
+
+/// Whether this looks like a Bitbucket Pipelines step (or a pipe container of
+/// one), where the auth proxy exists. PIPELINES_AUTH_PROXY says so explicitly.
+pub fn pipelines_detected(raw: &RawVars) -> bool {
+    raw.pipelines_auth_proxy.is_some()
+        || raw.bitbucket_pipeline_uuid.is_some()
+        || raw.bitbucket_build_number.is_some()
+        || raw.bitbucket_repo_full_name.is_some()
+        || raw.bitbucket_clone_dir.is_some()
 }
 
 pub fn parse_bool(value: Option<&str>, name: &str, default: bool) -> Result<bool, ConfigError> {
@@ -583,8 +633,12 @@ fn derive_remote(
     raw: &RawVars,
     repository: Option<&str>,
     credential: &Credential,
+    foreign_origin: Option<&crate::checkout::Origin>,
 ) -> Result<Remote, ConfigError> {
-    if let Some(url) = &raw.remote_url {
+    // Outside Pipelines, an origin that is not bitbucket.org (a compatible
+    // server) is pushed to as it is, without the credential it may embed.
+    let origin_url = foreign_origin.map(|o| o.url.clone());
+    if let Some(url) = raw.remote_url.as_ref().or(origin_url.as_ref()) {
         let remote = parse_remote_url(url)?;
         match (remote.transport, credential.is_ssh()) {
             (Transport::Http, true) => Err(ConfigError::new(
@@ -694,12 +748,12 @@ mod tests {
     }
 
     fn ok(pairs: &[(&str, &str)]) -> Config {
-        Config::from_vars(&vars(pairs), None)
+        Config::from_vars(&vars(pairs), None, &Checkout::default())
             .unwrap_or_else(|(e, _)| panic!("unexpected errors: {e:?}"))
     }
 
     fn errs(pairs: &[(&str, &str)]) -> Vec<ConfigError> {
-        match Config::from_vars(&vars(pairs), None) {
+        match Config::from_vars(&vars(pairs), None, &Checkout::default()) {
             Ok(_) => panic!("expected errors for {pairs:?}"),
             Err((e, _)) => e,
         }
@@ -794,7 +848,96 @@ mod tests {
         let names: Vec<_> = e.iter().map(|e| e.variable.as_str()).collect();
         assert_eq!(
             names,
-            ["FILES", "BRANCH", "RETRIES", "DRY_RUN", "REPOSITORY"]
+            [
+                "FILES",
+                "BRANCH",
+                "RETRIES",
+                "DRY_RUN",
+                "BITBUCKET_ACCESS_TOKEN",
+                "REPOSITORY"
+            ]
+        );
+    }
+
+    fn with_checkout(
+        pairs: &[(&str, &str)],
+        checkout: Checkout,
+    ) -> Result<Config, Vec<ConfigError>> {
+        Config::from_vars(&vars(pairs), None, &checkout).map_err(|(e, _)| e)
+    }
+
+    #[test]
+    fn outside_pipelines_the_checkout_gives_branch_repository_and_remote() {
+        let token = [("BITBUCKET_ACCESS_TOKEN", "tok-123456")];
+        let checkout = |branch: Option<&str>, origin: &str| Checkout {
+            branch: branch.map(str::to_owned),
+            detached: branch.is_none(),
+            origin_url: Some(origin.to_owned()),
+        };
+        // An ssh origin on bitbucket.org with an HTTP credential: https derived.
+        let c = with_checkout(
+            &token,
+            checkout(Some("develop"), "git@bitbucket.org:acme/site.git"),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.branch.as_str(),
+                c.repository.as_deref(),
+                c.remote.url.as_str()
+            ),
+            (
+                "develop",
+                Some("acme/site"),
+                "https://bitbucket.org/acme/site.git"
+            )
+        );
+        // Jenkins-style origin with an embedded token: never reused, stripped.
+        let c = with_checkout(
+            &token,
+            checkout(
+                Some("main"),
+                "https://x-token-auth:SECRET@bitbucket.org/acme/site.git",
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.remote.url, "https://bitbucket.org/acme/site.git");
+        // A compatible server: its own URL, credentials stripped.
+        let c = with_checkout(
+            &token,
+            checkout(Some("main"), "http://u:p@127.0.0.1:8080/acme/site.git"),
+        )
+        .unwrap();
+        assert_eq!(c.remote.url, "http://127.0.0.1:8080/acme/site.git");
+        // Variables win over the checkout.
+        let c = with_checkout(
+            &[
+                token[0],
+                ("BRANCH", "release"),
+                ("REPOSITORY", "acme/other"),
+            ],
+            checkout(Some("main"), "git@bitbucket.org:acme/site.git"),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.branch.as_str(), c.remote.url.as_str()),
+            ("release", "https://bitbucket.org/acme/other.git")
+        );
+        // Detached HEAD: a clear error naming BRANCH.
+        let e =
+            with_checkout(&token, checkout(None, "git@bitbucket.org:acme/site.git")).unwrap_err();
+        assert_eq!(e[0].variable, "BRANCH");
+        assert!(e[0].message.contains("detached"));
+        // No credential outside Pipelines: no auth proxy to fall back to.
+        let e = with_checkout(
+            &[],
+            checkout(Some("main"), "git@bitbucket.org:acme/site.git"),
+        )
+        .unwrap_err();
+        assert!(
+            e.iter()
+                .any(|e| e.message.contains("not Bitbucket Pipelines")),
+            "{e:?}"
         );
     }
 

@@ -2,11 +2,13 @@
 //! explaining every refusal. `main.rs` is a thin shell over [`run::run`].
 
 pub mod bitbucket;
+pub mod checkout;
 pub mod classify;
 pub mod config;
 pub mod credentials;
 pub mod enrich;
 pub mod git;
+pub mod help;
 pub mod insights;
 pub mod log;
 pub mod pull_request;

@@ -14,6 +14,21 @@ fn main() -> ExitCode {
             "✖ commit-back crashed{place}; please report it (the message is withheld because it could contain a secret)"
         );
     }));
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match args.as_slice() {
+        [a] if a == "--help" || a == "-h" => {
+            print!("{}", commit_back::help::text());
+            return ExitCode::SUCCESS;
+        }
+        [a] if a == "--version" || a == "-V" => {
+            println!("commit-back {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
         Err(_) => std::path::PathBuf::from("."),
@@ -22,6 +37,7 @@ fn main() -> ExitCode {
         vars: std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect(),
+        args,
         cwd,
     };
     let finished = commit_back::run::run(env);

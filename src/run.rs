@@ -29,6 +29,8 @@ const API_TIMEOUT_SECS: u64 = 20;
 /// binary share one entry point.
 pub struct Environment {
     pub vars: Vec<(String, String)>,
+    /// Command-line arguments after the program name: none are accepted.
+    pub args: Vec<String>,
     pub cwd: PathBuf,
 }
 
@@ -57,7 +59,17 @@ pub fn run(env: Environment) -> Finished {
     let settings = config::log_settings(&raw);
     let log = Logger::new(settings.color, settings.debug, redactor.clone());
 
-    let mut report = execute(&raw, &env.cwd, &log, &redactor);
+    let mut report = if env.args.is_empty() {
+        execute(&raw, &env.cwd, &log, &redactor)
+    } else {
+        // Environment variables are the one way to configure a run.
+        let errors: Vec<ConfigError> = env
+            .args
+            .iter()
+            .map(|a| ConfigError::new("ARGUMENTS", format!("unknown argument '{a}': commit-back is configured by environment variables only; see commit-back --help")))
+            .collect();
+        invalid(errors, Default::default(), &log)
+    };
     report.duration_ms = started.elapsed().as_millis() as u64;
     let json = redactor.redact(&report.to_json());
     if let Some(path) = report_file(&raw) {
@@ -97,7 +109,17 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
     };
     let repo = Repo::open(cwd, mode);
     let workdir = repo.as_ref().ok().map(|r| r.workdir().to_path_buf());
-    let config = Config::from_vars(raw, workdir.as_deref());
+    let checkout = repo.as_ref().map(|r| r.checkout()).unwrap_or_default();
+    if let Some(secret) = checkout
+        .origin_url
+        .as_deref()
+        .and_then(crate::checkout::parse_origin)
+        .and_then(|o| o.embedded_secret)
+    {
+        // A credential inside origin's URL (common in Jenkins) is never used or shown.
+        redactor.add(&secret);
+    }
+    let config = Config::from_vars(raw, workdir.as_deref(), &checkout);
     let (repo, config) = match (repo, config) {
         (Ok(repo), Ok(config)) => (repo, config),
         (repo, config) => {
@@ -114,22 +136,7 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
                     ),
                 );
             }
-            for e in &errors {
-                log.plain(format!("ERROR: {}: {}", e.variable, e.message));
-            }
-            let mut report = Report::new(
-                Status::InvalidConfiguration,
-                format!(
-                    "Invalid configuration: {} problem(s); nothing was changed.",
-                    errors.len()
-                ),
-            );
-            report.errors = errors;
-            report.repository = partial.repository;
-            report.branch = partial.branch;
-            report.remote = partial.remote;
-            log.failure(&report.summary);
-            return report;
+            return invalid(errors, partial, log);
         }
     };
     for secret in config.secrets() {
@@ -163,6 +170,26 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
     push.report
 }
 
+/// The report for an invalid configuration: every problem, one line each.
+fn invalid(errors: Vec<ConfigError>, partial: config::PartialConfig, log: &Logger) -> Report {
+    for e in &errors {
+        log.plain(format!("ERROR: {}: {}", e.variable, e.message));
+    }
+    let mut report = Report::new(
+        Status::InvalidConfiguration,
+        format!(
+            "Invalid configuration: {} problem(s); nothing was changed.",
+            errors.len()
+        ),
+    );
+    report.errors = errors;
+    report.repository = partial.repository;
+    report.branch = partial.branch;
+    report.remote = partial.remote;
+    log.failure(&report.summary);
+    report
+}
+
 struct Pusher<'a> {
     repo: &'a Repo,
     config: &'a Config,
@@ -185,6 +212,9 @@ impl Pusher<'_> {
             repo.is_shallow()
         ));
 
+        if !config::pipelines_detected_for(config) {
+            log.debug("Not in Bitbucket Pipelines: the auth proxy, Code Insights and the pipe storage report copy are off; BRANCH, REPOSITORY and the remote default to the checkout.");
+        }
         if config.loop_guard && self.loop_guard_applies() {
             return Ok(());
         }

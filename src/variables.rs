@@ -37,12 +37,12 @@ pub const VARIABLES: &[VariableDoc] = &[
     var(
         "BRANCH",
         "$BITBUCKET_BRANCH",
-        "Branch to push to. Required in tag and custom pipelines.",
+        "Branch to push to. Outside Pipelines: the checked-out branch. Required on a detached HEAD (tag and custom pipelines, CI checkouts of a commit).",
     ),
     var(
         "REPOSITORY",
         "$BITBUCKET_REPO_FULL_NAME",
-        "`workspace/repo_slug` to push to; another repository is allowed.",
+        "`workspace/repo_slug` to push to; another repository is allowed. Outside Pipelines: from the `origin` remote.",
     ),
     var(
         "REMOTE_URL",

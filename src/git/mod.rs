@@ -104,6 +104,25 @@ impl Repo {
         Some(String::from_utf8_lossy(commit.message_bytes()).into_owned())
     }
 
+    /// The checked-out branch and `origin`, for defaults outside Pipelines.
+    pub fn checkout(&self) -> crate::checkout::Checkout {
+        let head = self.inner.find_reference("HEAD").ok();
+        let branch = head
+            .as_ref()
+            .and_then(|h| h.symbolic_target().ok().flatten().map(str::to_owned))
+            .and_then(|t| t.strip_prefix("refs/heads/").map(str::to_owned));
+        let origin_url = self
+            .inner
+            .find_remote("origin")
+            .ok()
+            .and_then(|r| r.url().ok().map(str::to_owned));
+        crate::checkout::Checkout {
+            detached: branch.is_none(),
+            branch,
+            origin_url,
+        }
+    }
+
     /// The full sha of `rev` (e.g. a 12-character BITBUCKET_COMMIT).
     pub fn resolve(&self, rev: &str) -> Option<String> {
         self.inner

@@ -94,3 +94,21 @@ fn every_documented_variable_is_read_by_the_config() {
         );
     }
 }
+
+#[test]
+fn readme_examples_are_the_files_the_tests_run() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Use outside Bitbucket Pipelines")
+        .nth(1)
+        .expect("section");
+    for f in ["Jenkinsfile", "commit-back-docker.sh", "push-back.sh"] {
+        let text = std::fs::read_to_string(format!("{}/examples/{f}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+        assert!(
+            section.contains(&text),
+            "README's copy of examples/{f} differs from the file"
+        );
+    }
+}

@@ -8,6 +8,7 @@ mod config_errors;
 mod container;
 mod docs;
 mod http_push;
+mod outside;
 mod races;
 mod refusals;
 mod ssh;
