@@ -14,6 +14,7 @@
 use crate::secret::Secret;
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
 use std::io::{self, Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
@@ -51,6 +52,9 @@ const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// Installs the settings and registers the transport for http and https.
 pub fn install(settings: HttpSettings) -> anyhow::Result<()> {
+    // reqwest's blocking timeout bounds each wait: connecting, the answer's
+    // headers, every read of its body. A push's upload is inside the first
+    // wait, so POSTs get a longer bound (UPLOAD_TIMEOUT_FACTOR).
     let mut builder = reqwest::blocking::Client::builder()
         .user_agent(settings.user_agent.clone())
         .timeout(settings.timeout)
@@ -113,7 +117,8 @@ impl SmartSubtransport for Subtransport {
             ctx: self.ctx.clone(),
             base: strip_userinfo(url.trim_end_matches('/')),
             service: action,
-            request_body: Vec::new(),
+            pending: Vec::new(),
+            upload: None,
             response: None,
         }))
     }
@@ -142,13 +147,56 @@ struct Stream {
     ctx: Arc<Context>,
     base: String,
     service: Service,
-    request_body: Vec<u8>,
+    /// Written bytes not yet handed to the upload (coalesced into chunks).
+    pending: Vec<u8>,
+    /// The POST in flight: its body is streamed from `write`, never held whole
+    /// (a 200 MB pack must not sit in memory twice).
+    upload: Option<Upload>,
     response: Option<reqwest::blocking::Response>,
 }
 
+struct Upload {
+    tx: Option<SyncSender<Vec<u8>>>,
+    handle: std::thread::JoinHandle<reqwest::Result<reqwest::blocking::Response>>,
+}
+
+/// An upload (the whole pack) and the server's verdict on it may take this
+/// many times NETWORK_TIMEOUT: a large push must not be cut off.
+const UPLOAD_TIMEOUT_FACTOR: u32 = 10;
+
+/// Chunks handed to the upload thread; the bound keeps memory flat.
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// The request body: reads the chunks `write` sends, EOF when the sender is dropped.
+struct ChannelReader {
+    rx: Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 impl Stream {
-    fn send(&mut self) -> io::Result<()> {
-        let (url, post, content_type, expect) = match self.service {
+    /// URL, whether it is a POST, its content type and the expected answer type.
+    fn endpoint(&self) -> (String, bool, Option<&'static str>, &'static str) {
+        match self.service {
             Service::UploadPackLs => (
                 format!("{}/info/refs?service=git-upload-pack", self.base),
                 false,
@@ -173,7 +221,11 @@ impl Stream {
                 Some("application/x-git-receive-pack-request"),
                 "application/x-git-receive-pack-result",
             ),
-        };
+        }
+    }
+
+    fn request(&self) -> io::Result<reqwest::blocking::RequestBuilder> {
+        let (url, post, content_type, expect) = self.endpoint();
         let client = &self.ctx.client;
         let mut req = if post {
             client.post(&url)
@@ -194,14 +246,85 @@ impl Stream {
             value.set_sensitive(true);
             req = req.header(reqwest::header::AUTHORIZATION, value);
         }
-        if post {
-            let mut body = std::mem::take(&mut self.request_body);
-            if self.service == Service::ReceivePack && self.ctx.settings.atomic {
-                add_capability(&mut body, "atomic");
-            }
-            req = req.body(body);
+        Ok(req)
+    }
+
+    /// Starts the POST and hands it what was written so far.
+    fn start_upload(&mut self) -> io::Result<()> {
+        self.open_upload()?;
+        match self.flush_pending() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.upload_failed(e)),
         }
-        let response = match req.send() {
+    }
+
+    /// Starts the POST on its own thread, its body read from a channel.
+    fn open_upload(&mut self) -> io::Result<()> {
+        if self.service == Service::ReceivePack && self.ctx.settings.atomic {
+            add_capability(&mut self.pending, "atomic");
+        }
+        let (tx, rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        let req = self
+            .request()?
+            .timeout(self.ctx.settings.timeout * UPLOAD_TIMEOUT_FACTOR)
+            .body(reqwest::blocking::Body::new(ChannelReader {
+                rx,
+                current: Vec::new(),
+                pos: 0,
+            }));
+        let handle = std::thread::spawn(move || req.send());
+        self.upload = Some(Upload {
+            tx: Some(tx),
+            handle,
+        });
+        Ok(())
+    }
+
+    /// Hands the pending bytes to the upload. Fails when the request already
+    /// ended (refused, connection lost); `finish` then tells why.
+    fn flush_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.pending);
+        match self
+            .upload
+            .as_ref()
+            .and_then(|u| u.tx.as_ref())
+            .map(|tx| tx.send(chunk))
+        {
+            Some(Ok(())) => Ok(()),
+            _ => Err(io::Error::other("the server stopped reading the request")),
+        }
+    }
+
+    /// The upload ended early: the answer (or the connection error) says why.
+    fn upload_failed(&mut self, e: io::Error) -> io::Error {
+        match self.finish() {
+            Err(reason) => reason,
+            Ok(()) => e,
+        }
+    }
+
+    /// Sends the request (GET) or ends the upload (POST) and checks the answer.
+    fn finish(&mut self) -> io::Result<()> {
+        let (url, post, _, expect) = self.endpoint();
+        let result = if post {
+            if self.upload.is_none() {
+                self.open_upload()?;
+            }
+            // A failure here shows in the request's own result below.
+            let _ = self.flush_pending();
+            let mut upload = self.upload.take().expect("started above");
+            upload.tx.take();
+            upload
+                .handle
+                .join()
+                .unwrap_or_else(|_| panic!("the upload thread panicked"))
+        } else {
+            self.request()?.send()
+        };
+        let response = match result {
             Ok(r) => r,
             Err(e) => {
                 let text = error_chain(&e);
@@ -215,8 +338,7 @@ impl Stream {
         };
         let status = response.status();
         if !status.is_success() {
-            let body = read_limited(response);
-            let body_lines: Vec<String> = body_text_lines(&body);
+            let body_lines = body_text_lines(&read_limited(response));
             let first = body_lines.first().cloned().unwrap_or_default();
             self.record(HttpFailure {
                 status: Some(status.as_u16()),
@@ -261,7 +383,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.response.is_none() {
-            self.send()?;
+            self.finish()?;
         }
         let response = self.response.as_mut().expect("sent above");
         response.read(buf).map_err(|e| {
@@ -278,13 +400,37 @@ impl Read for Stream {
 
 impl Write for Stream {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.request_body.extend_from_slice(data);
+        self.pending.extend_from_slice(data);
+        // The first command line must be whole before the upload starts: the
+        // atomic capability is added to it.
+        if self.upload.is_none() && !first_pkt_complete(&self.pending) {
+            return Ok(data.len());
+        }
+        if self.upload.is_none() {
+            self.start_upload()?;
+        } else if self.pending.len() >= CHUNK
+            && let Err(e) = self.flush_pending()
+        {
+            return Err(self.upload_failed(e));
+        }
         Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Whether `buf` holds a complete first pkt-line (or a flush packet).
+fn first_pkt_complete(buf: &[u8]) -> bool {
+    let Some(len) = buf
+        .get(..4)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .and_then(|h| usize::from_str_radix(h, 16).ok())
+    else {
+        return buf.len() >= 4;
+    };
+    len < 4 || buf.len() >= len
 }
 
 fn read_limited(response: reqwest::blocking::Response) -> Vec<u8> {

@@ -19,6 +19,8 @@ use std::time::Duration;
 /// A canned answer, e.g. 403 "To access this repository, enable two-step authentication."
 /// Status 0 means: accept the request and never answer (a hung server; the
 /// connection is dropped after 30 s so the test server still stops by itself).
+/// Status 1: read the request, then close without answering (the server died).
+/// Status 2: serve the request, but cut the answer off halfway (truncated).
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
@@ -33,6 +35,8 @@ struct State {
     refusals: HashMap<String, Answer>,
     /// Answers for the next requests, whoever sends them (fault injection).
     next_answers: Vec<Answer>,
+    /// Answers for the next requests whose path ends with the key.
+    next_answers_for: Vec<(String, Answer)>,
     /// REMOTE_USER for proxied requests without credentials (the auth proxy).
     proxy_user: Option<String>,
     log: Vec<RequestRecord>,
@@ -132,6 +136,17 @@ impl GitHttpServer {
     /// The next requests get these answers, in order, before normal service.
     pub fn answer_next(&self, answers: Vec<Answer>) -> &Self {
         self.state.lock().unwrap().next_answers = answers;
+        self
+    }
+
+    /// The next requests to a path ending in `suffix` (e.g. `git-receive-pack`)
+    /// get these answers, in order.
+    pub fn answer_next_for(&self, suffix: &str, answers: Vec<Answer>) -> &Self {
+        self.state
+            .lock()
+            .unwrap()
+            .next_answers_for
+            .extend(answers.into_iter().map(|a| (suffix.to_owned(), a)));
         self
     }
 
@@ -292,7 +307,13 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
     // Decide who this is, or answer for them.
     let decision: Result<String, Answer> = {
         let mut st = state.lock().unwrap();
-        if !st.next_answers.is_empty() {
+        let targeted = st
+            .next_answers_for
+            .iter()
+            .position(|(suffix, _)| req.path.ends_with(suffix.as_str()));
+        if let Some(i) = targeted {
+            Err(st.next_answers_for.remove(i).1)
+        } else if !st.next_answers.is_empty() {
             Err(st.next_answers.remove(0))
         } else {
             match basic_credentials(&req.headers) {
@@ -328,8 +349,14 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             status,
         });
     };
-    let user = match decision {
-        Ok(u) => u,
+    let (user, truncate) = match decision {
+        Ok(u) => (u, false),
+        Err(a) if a.status == 2 => ("fault-injected".to_string(), true),
+        Err(a) if a.status == 1 => {
+            record(1, None);
+            let _ = out.shutdown(Shutdown::Both);
+            return Ok(());
+        }
         Err(a) if a.status == 0 => {
             record(0, None);
             std::thread::sleep(Duration::from_secs(30));
@@ -412,6 +439,21 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
         }
     }
     record(status, Some(user));
+    if truncate {
+        // Announce the whole answer, send half of it, hang up.
+        let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+        for (k, v) in &headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        out.write_all(head.as_bytes())?;
+        out.write_all(&body[..body.len() / 2])?;
+        let _ = out.shutdown(Shutdown::Both);
+        return Ok(());
+    }
     respond(&mut out, status, &headers, body)?;
     let _ = out.shutdown(Shutdown::Both);
     Ok(())

@@ -7,6 +7,7 @@ mod api;
 mod config_errors;
 mod container;
 mod docs;
+mod faults;
 mod http_push;
 mod outside;
 mod races;

@@ -1,0 +1,197 @@
+//! Network faults against the local server: each ends in a clear report,
+//! nothing lost, no hang past the configured bound.
+
+use crate::{Fixture, TOKEN, write_file};
+use testkit::{Answer, PipeRun, git};
+
+fn died() -> Answer {
+    Answer {
+        status: 1,
+        body: String::new(),
+    }
+}
+
+fn truncated() -> Answer {
+    Answer {
+        status: 2,
+        body: String::new(),
+    }
+}
+
+#[test]
+fn server_dies_mid_push_then_the_retry_lands() {
+    let f = Fixture::new(Some(50));
+    f.server.answer_next_for("git-receive-pack", vec![died()]);
+    f.write("dist/ids.json", "[1]\n");
+    let run = f.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["attempts"], 2);
+    assert_eq!(
+        f.upstream_tip(),
+        run.report["commit"]["sha"].as_str().unwrap()
+    );
+    git(&f.bare, &["fsck", "--strict"]);
+    run.assert_secret_absent(TOKEN, &f.clone);
+}
+
+#[test]
+fn server_dying_on_every_attempt_is_a_network_blockage_with_the_commit_kept() {
+    let f = Fixture::new(Some(50));
+    f.server
+        .answer_next_for("git-receive-pack", vec![died(), died(), died()]);
+    f.write("dist/ids.json", "[2]\n");
+    let before = f.upstream_tip();
+    let run = f.run(&[("RETRIES", "2")]);
+    assert_eq!(run.code, 9, "{}", run.stderr);
+    assert_eq!(run.blockage_kind(), "network");
+    assert_eq!(run.report["attempts"], 3);
+    assert_eq!(f.upstream_tip(), before);
+    let bundle = f
+        .clone
+        .join(run.report["recovery"]["bundle"].as_str().unwrap());
+    git(
+        &f.clone,
+        &["bundle", "verify", "-q", bundle.to_str().unwrap()],
+    );
+    run.assert_secret_absent(TOKEN, &f.clone);
+}
+
+#[test]
+fn truncated_answers_are_retried() {
+    // The verdict of a push cut off halfway: the server took the push, the
+    // client cannot know; the retry finds the branch already there.
+    let f = Fixture::new(Some(50));
+    f.server
+        .answer_next_for("git-receive-pack", vec![truncated()]);
+    f.write("dist/ids.json", "[3]\n");
+    let run = f.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["attempts"], 2);
+    assert_eq!(
+        f.upstream_tip(),
+        run.report["commit"]["sha"].as_str().unwrap()
+    );
+    // A ref advertisement cut off halfway.
+    let f = Fixture::new(Some(50));
+    f.server.answer_next_for("info/refs", vec![truncated()]);
+    f.write("dist/ids.json", "[4]\n");
+    let run = f.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        f.upstream_tip(),
+        run.report["commit"]["sha"].as_str().unwrap()
+    );
+    run.assert_secret_absent(TOKEN, &f.clone);
+}
+
+/// Runs the binary in a private mount namespace where `/etc/resolv.conf`
+/// names only 127.0.0.1: name lookups stay on this machine and fail fast.
+fn without_dns(f: &Fixture, env: &[(&str, &str)]) -> Option<PipeRun> {
+    let unshare = ["/usr/bin/unshare", "/bin/unshare"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    if unsafe { geteuid() } != 0 {
+        return None;
+    }
+    let resolv = f.world.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )
+    .unwrap();
+    let mut all: Vec<(String, String)> = crate::merge(f.env(), env);
+    all.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
+    let out = std::process::Command::new(unshare)
+        .args([
+            "--mount",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /etc/resolv.conf && exec \"$2\"",
+            "sh",
+        ])
+        .arg(&resolv)
+        .arg(crate::BIN)
+        .current_dir(&f.clone)
+        .env_clear()
+        .envs(all)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    Some(PipeRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+        report,
+    })
+}
+
+unsafe extern "C" {
+    fn geteuid() -> u32;
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_a_network_blockage() {
+    let f = Fixture::new(Some(50));
+    f.write("dist/ids.json", "[5]\n");
+    let started = std::time::Instant::now();
+    let Some(run) = without_dns(
+        &f,
+        &[
+            ("REMOTE_URL", "http://git.nowhere.invalid/ws/repo.git"),
+            ("RETRIES", "1"),
+            ("NETWORK_TIMEOUT", "5"),
+        ],
+    ) else {
+        eprintln!("skipped: needs root and unshare");
+        return;
+    };
+    assert_eq!(run.code, 9, "{}", run.stderr);
+    assert_eq!(run.blockage_kind(), "network");
+    assert!(
+        run.stderr.contains("git.nowhere.invalid")
+            || run.report["blockage"]["explanation"].is_string()
+    );
+    assert!(!run.report["recovery"].is_null());
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    run.assert_secret_absent(TOKEN, &f.clone);
+}
+
+#[test]
+fn eight_pipes_pushing_at_once_all_land_exactly_once() {
+    let f = Fixture::new(Some(50));
+    let clones: Vec<_> = (0..8)
+        .map(|i| {
+            let c =
+                f.world
+                    .pipelines_clone(&f.bare, &format!("load{i}"), "main", Some(50), "unused");
+            write_file(&c, &format!("out/load{i}.json"), &format!("{i}\n"));
+            c
+        })
+        .collect();
+    let runs: Vec<PipeRun> = std::thread::scope(|s| {
+        let handles: Vec<_> = clones
+            .iter()
+            .map(|c| s.spawn(|| f.run_in(c, &[("RETRIES", "10")])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &runs {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let log = git(&f.bare, &["log", "--format=%s", "main"]);
+    assert_eq!(
+        log.matches("Update build artifacts").count(),
+        8,
+        "each lands exactly once:\n{log}"
+    );
+    for i in 0..8 {
+        assert_eq!(
+            git(&f.bare, &["show", &format!("main:out/load{i}.json")]),
+            i.to_string()
+        );
+    }
+    git(&f.bare, &["fsck", "--strict"]);
+}
