@@ -93,10 +93,23 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// One line always: values quoted in the message may hold line breaks or
+    /// control characters, which are shown escaped.
     pub fn new(variable: &str, message: impl Into<String>) -> Self {
+        let message: String = message
+            .into()
+            .chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
         ConfigError {
             variable: variable.to_owned(),
-            message: message.into(),
+            message,
         }
     }
 }

@@ -331,3 +331,48 @@ fn changed_files(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FILES with 100,000 entries (more than one environment string can carry
+    /// on Linux, so exercised here rather than through the binary).
+    #[test]
+    fn staging_with_a_hundred_thousand_pathspecs() {
+        let dir = std::env::temp_dir().join(format!("cb-100k-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let raw = Repository::init(&dir).unwrap();
+        std::fs::write(dir.join("seed"), "seed\n").unwrap();
+        let mut index = raw.index().unwrap();
+        index.add_path(Path::new("seed")).unwrap();
+        index.write().unwrap();
+        let tree = raw.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = Signature::now("t", "t@example.com").unwrap();
+        raw.commit(Some("HEAD"), &sig, &sig, "seed", &tree, &[])
+            .unwrap();
+        std::fs::create_dir_all(dir.join("gen")).unwrap();
+        std::fs::write(dir.join("gen/wanted.json"), "{}\n").unwrap();
+        std::fs::write(dir.join("gen/other.json"), "{}\n").unwrap();
+        let mut specs: Vec<String> = (0..99_999)
+            .map(|i| format!("gen/missing-{i}.json"))
+            .collect();
+        specs.push("gen/wanted.json".into());
+        let files = crate::config::parse_files(Some(&specs.join("\n")), Some(&dir)).unwrap();
+        assert_eq!(files.len(), 100_000);
+        let repo = Repo::open(&dir, WriteMode::InMemory).unwrap();
+        let req = CommitRequest {
+            specs: &files,
+            include_ignored: false,
+            message: "m",
+            author_name: "a",
+            author_email: "a@b",
+            trailer_value: "t",
+        };
+        match repo.commit_artifacts(&req, WriteMode::InMemory).unwrap() {
+            CommitOutcome::Created(c) => assert_eq!(c.files, ["gen/wanted.json"]),
+            CommitOutcome::NothingToCommit => panic!("the wanted file was not staged"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

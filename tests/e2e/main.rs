@@ -3,6 +3,7 @@
 //! the way Pipelines makes them. Every test that uses a secret checks that it
 //! appears nowhere.
 
+mod abuse;
 mod api;
 mod config_errors;
 mod container;
