@@ -329,7 +329,7 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
         Network => (
             "The git server could not be reached reliably.".into(),
             format!(
-                "The connection failed or timed out{}. It was retried with backoff and kept failing.",
+                "The connection failed or timed out{}. Every attempt allowed by RETRIES (with backoff) failed the same way.",
                 e.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
             ),
         ),

@@ -1,9 +1,14 @@
-//! Benchmark: commit and push N files with commit-back versus the git CLI
-//! (`git add -A && git commit && git push`), same clone shape, same local
-//! server, in one run. Prints a table: median wall time and median peak
-//! memory (max RSS of the process tree, from wait4) over R runs each.
+//! Benchmark: commit and push with commit-back versus the git CLI
+//! (`git add -A && git commit && git push`), same clone shape (depth 50 of an
+//! upstream with a long history), same local HTTP server, in one run. Prints
+//! a Markdown table: median wall time and median peak memory (max RSS of the
+//! process tree, from wait4) over R runs each, and the ratio; then the floor,
+//! commit-back's wall time for a run that finds nothing to commit.
 //!
-//! Run: `cargo run --release -p testkit --bin bench -- [--runs 5] [--files 1,10000]`
+//! Cases: `--files 1,1000,10000,200MB`: N small files, or one file of N MB of
+//! incompressible data.
+//!
+//! Run: `cargo run --release -p testkit --bin bench -- [--runs 5] [--files 1,1000,10000,200MB] [--history 5000]`
 
 use base64::Engine as _;
 use std::path::Path;
@@ -18,6 +23,59 @@ struct Sample {
     max_rss_kb: u64,
 }
 
+enum Case {
+    SmallFiles(usize),
+    BigFile { megabytes: usize },
+}
+
+impl Case {
+    fn parse(s: &str) -> Option<Case> {
+        match s.strip_suffix("MB") {
+            Some(mb) => mb.parse().ok().map(|megabytes| Case::BigFile { megabytes }),
+            None => s.parse().ok().map(Case::SmallFiles),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Case::SmallFiles(n) => format!("{n} file(s)"),
+            Case::BigFile { megabytes } => format!("one {megabytes} MB file"),
+        }
+    }
+
+    fn generate(&self, dir: &Path, seed: usize) {
+        match self {
+            Case::SmallFiles(files) => {
+                let gen_dir = dir.join("generated");
+                for i in 0..*files {
+                    let sub = gen_dir.join(format!("{:03}", i % 100));
+                    if i < 100 {
+                        std::fs::create_dir_all(&sub).unwrap();
+                    }
+                    std::fs::write(
+                        sub.join(format!("item-{i}.json")),
+                        format!("{{\"id\": {i}, \"run\": {seed}}}\n"),
+                    )
+                    .unwrap();
+                }
+            }
+            Case::BigFile { megabytes } => {
+                // xorshift: incompressible, so the pack really is this big.
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed as u64;
+                let mut data = Vec::with_capacity(megabytes << 20);
+                while data.len() < megabytes << 20 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    data.extend_from_slice(&x.to_le_bytes());
+                }
+                std::fs::create_dir_all(dir.join("generated")).unwrap();
+                std::fs::write(dir.join("generated/blob.bin"), data).unwrap();
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -27,12 +85,14 @@ fn main() {
             .cloned()
     };
     let runs: usize = arg("--runs").and_then(|v| v.parse().ok()).unwrap_or(5);
-    let sizes: Vec<usize> = arg("--files")
-        .unwrap_or_else(|| "1,10000".into())
+    let cases: Vec<Case> = arg("--files")
+        .unwrap_or_else(|| "1,1000,10000,200MB".into())
         .split(',')
-        .filter_map(|s| s.parse().ok())
+        .filter_map(Case::parse)
         .collect();
-    let history: usize = arg("--history").and_then(|v| v.parse().ok()).unwrap_or(500);
+    let history: usize = arg("--history")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
     let bin = testkit::commit_back_binary(true).expect("build commit-back");
 
     let world = World::new();
@@ -43,50 +103,50 @@ fn main() {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-token-auth:{TOKEN}"));
 
     println!(
-        "commit-back {} vs {}; upstream {history} commits, depth-50 clones, median of {runs} runs",
+        "commit-back ({}) vs {}; upstream of {history} commits, depth-50 clones, local HTTP server; median of {runs} runs",
         bin.display(),
         git_version()
     );
     println!();
-    println!("| files | tool | wall ms | peak RSS MB | wall ratio | RSS ratio |");
-    println!("|---:|---|---:|---:|---:|---:|");
+    println!("| case | tool | wall ms | peak RSS MB | wall ratio | RSS ratio |");
+    println!("|---|---|---:|---:|---:|---:|");
+    // Every run starts from the same upstream tip: otherwise each run's push
+    // (a 200 MB blob, say) would be in the next run's clone.
+    let base = testkit::git(&bare, &["rev-parse", "main"]);
     let mut n_clone = 0;
-    for &files in &sizes {
+    for case in &cases {
         let mut results: Vec<(&str, Vec<Sample>)> =
             vec![("commit-back", vec![]), ("git CLI", vec![])];
         for _ in 0..runs {
             for (tool, samples) in results.iter_mut() {
                 n_clone += 1;
+                testkit::git(&bare, &["update-ref", "refs/heads/main", &base]);
                 let clone =
                     world.pipelines_clone(&bare, &format!("c{n_clone}"), "main", Some(50), &url);
-                generate(&clone, files, n_clone);
-                let sample = if *tool == "commit-back" {
+                case.generate(&clone, n_clone);
+                let mut cmd = if *tool == "commit-back" {
                     let mut cmd = Command::new(&bin);
-                    cmd.current_dir(&clone).env_clear().envs([
+                    cmd.env_clear().envs([
                         ("BRANCH", "main"),
                         ("REPOSITORY", "bench/repo"),
                         ("REMOTE_URL", url.as_str()),
                         ("BITBUCKET_ACCESS_TOKEN", TOKEN),
                         ("NO_COLOR", "1"),
                     ]);
-                    measure(&mut cmd)
+                    cmd
                 } else {
-                    let script = "git add -A && git commit -q -m 'Update build artifacts [skip ci]' && git push -q origin HEAD:main";
                     let mut sh = Command::new("sh");
-                    sh.current_dir(&clone)
-                        .args(["-c", script])
+                    sh.args(["-c", "git add -A && git commit -q -m 'Update build artifacts [skip ci]' && git push -q origin HEAD:main"])
                         .env("GIT_CONFIG_NOSYSTEM", "1")
                         .env("GIT_CONFIG_GLOBAL", "/dev/null")
                         .env("GIT_CONFIG_COUNT", "1")
                         .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                        .env(
-                            "GIT_CONFIG_VALUE_0",
-                            format!("Authorization: Basic {basic}"),
-                        )
+                        .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"))
                         .env("GIT_TERMINAL_PROMPT", "0");
-                    measure(&mut sh)
+                    sh
                 };
-                samples.push(sample);
+                cmd.current_dir(&clone);
+                samples.push(measure(&mut cmd));
                 let _ = std::fs::remove_dir_all(&clone);
             }
         }
@@ -98,28 +158,35 @@ fn main() {
         };
         let (cb_wall, cb_rss) = med(&results[0].1);
         let (git_wall, git_rss) = med(&results[1].1);
+        let name = case.name();
         println!(
-            "| {files} | commit-back | {cb_wall:.1} | {cb_rss:.1} | {:.2}× | {:.2}× |",
+            "| {name} | commit-back | {cb_wall:.1} | {cb_rss:.1} | {:.2}× | {:.2}× |",
             cb_wall / git_wall,
             cb_rss / git_rss
         );
-        println!("| {files} | git CLI | {git_wall:.1} | {git_rss:.1} | 1.00× | 1.00× |");
+        println!("| {name} | git CLI | {git_wall:.1} | {git_rss:.1} | 1.00× | 1.00× |");
     }
-}
 
-fn generate(dir: &Path, files: usize, seed: usize) {
-    let gen_dir = dir.join("generated");
-    for i in 0..files {
-        let sub = gen_dir.join(format!("{:03}", i % 100));
-        if i < 100 {
-            std::fs::create_dir_all(&sub).unwrap();
-        }
-        std::fs::write(
-            sub.join(format!("item-{i}.json")),
-            format!("{{\"id\": {i}, \"run\": {seed}}}\n"),
-        )
-        .unwrap();
-    }
+    // The floor: a run that finds nothing to commit (no network at all).
+    let clone = world.pipelines_clone(&bare, "floor", "main", Some(50), &url);
+    let floor: Vec<f64> = (0..runs.max(10))
+        .map(|_| {
+            let mut cmd = Command::new(&bin);
+            cmd.current_dir(&clone).env_clear().envs([
+                ("BRANCH", "main"),
+                ("REPOSITORY", "bench/repo"),
+                ("BITBUCKET_ACCESS_TOKEN", TOKEN),
+                ("NO_COLOR", "1"),
+            ]);
+            measure(&mut cmd).wall.as_secs_f64() * 1000.0
+        })
+        .collect();
+    println!();
+    println!(
+        "nothing_to_commit floor (bare binary, median of {}): {:.1} ms",
+        floor.len(),
+        median(floor)
+    );
 }
 
 /// Runs to completion; wall time and the peak RSS of the process and the
