@@ -254,7 +254,7 @@ impl Client {
         }
         let resp = req.send().map_err(|e| ApiError {
             status: None,
-            message: error_chain(&e.without_url()),
+            message: crate::text::error_chain(&e.without_url()),
         })?;
         let status = resp.status();
         let text = resp.text().unwrap_or_default();
@@ -279,21 +279,6 @@ impl Client {
             message,
         })
     }
-}
-
-/// "error sending request" alone says nothing: keep the causes.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
@@ -323,26 +308,8 @@ fn encode(s: &str) -> String {
 /// characters, `/` included (spec: "'*' … will expand to match zero or more
 /// characters").
 pub fn pattern_matches(pattern: &str, branch: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = branch.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == t[ti] && p[pi] != '*' {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    use crate::text::{Case, Wildcards, glob_matches};
+    glob_matches(pattern, branch, Wildcards::Star, Case::Sensitive)
 }
 
 #[cfg(test)]

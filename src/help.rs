@@ -42,17 +42,7 @@ fn code(v: impl serde::Serialize) -> String {
 /// The exit code the report policy gives a blocked run of this kind.
 fn exit_for(kind: BlockageKind) -> u8 {
     let mut r = Report::new(Status::Blocked, "");
-    r.blockage = Some(Blockage {
-        kind,
-        summary: String::new(),
-        explanation: String::new(),
-        remote_messages: vec![],
-        ref_status: None,
-        http_status: None,
-        remedies: vec![],
-        files: vec![],
-        context: None,
-    });
+    r.blockage = Some(Blockage::of_kind(kind));
     r.exit_code()
 }
 

@@ -16,4 +16,5 @@ pub mod remedies;
 pub mod report;
 pub mod run;
 pub mod secret;
+pub mod text;
 pub mod variables;

@@ -85,6 +85,23 @@ pub struct Blockage {
     pub context: Option<crate::enrich::ApiContext>,
 }
 
+impl Blockage {
+    /// A blockage with nothing but its kind (exit-code policy, tests).
+    pub fn of_kind(kind: BlockageKind) -> Blockage {
+        Blockage {
+            kind,
+            summary: String::new(),
+            explanation: String::new(),
+            remote_messages: vec![],
+            ref_status: None,
+            http_status: None,
+            remedies: vec![],
+            files: vec![],
+            context: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Recovery {
     pub bundle: String,
@@ -184,17 +201,7 @@ mod tests {
 
     fn blocked(kind: BlockageKind) -> Report {
         let mut r = Report::new(Status::Blocked, "x");
-        r.blockage = Some(Blockage {
-            kind,
-            summary: String::new(),
-            explanation: String::new(),
-            remote_messages: vec![],
-            ref_status: None,
-            http_status: None,
-            remedies: vec![],
-            files: vec![],
-            context: None,
-        });
+        r.blockage = Some(Blockage::of_kind(kind));
         r
     }
 

@@ -327,7 +327,7 @@ impl Stream {
         let response = match result {
             Ok(r) => r,
             Err(e) => {
-                let text = error_chain(&e);
+                let text = crate::text::error_chain(&e);
                 self.record(HttpFailure {
                     status: None,
                     body_lines: vec![],
@@ -448,20 +448,6 @@ fn body_text_lines(body: &[u8]) -> Vec<String> {
         .map(|l| l.trim().to_owned())
         .filter(|l| !l.is_empty())
         .collect()
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// Adds a capability to the first command of a receive-pack request

@@ -142,26 +142,8 @@ fn hashed_matches(hashed: &str, name: &str) -> bool {
 
 /// OpenSSH pattern: `*` any run, `?` one character, case-insensitive.
 fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    use crate::text::{Case, Wildcards, glob_matches};
+    glob_matches(pattern, text, Wildcards::StarAndQuestion, Case::Insensitive)
 }
 
 /// Host and port of an SSH URL (`ssh://user@host:port/path` or `user@host:path`).

@@ -221,20 +221,25 @@ pub fn run_pipe(bin: &Path, cwd: &Path, env: &[(&str, &str)]) -> PipeRun {
         .envs(env.iter().copied())
         .output()
         .expect("run commit-back");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
-    });
-    PipeRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-        report,
-    }
+    PipeRun::from_output(out)
 }
 
 impl PipeRun {
+    /// Checks the output contract: stdout is exactly one JSON document.
+    pub fn from_output(out: std::process::Output) -> PipeRun {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
+        });
+        PipeRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+            report,
+        }
+    }
+
     /// The secret appears nowhere: stdout, stderr, report, or any file under
     /// `repo` (its .git and the recovery files included).
     pub fn assert_secret_absent(&self, secret: &str, repo: &Path) {
@@ -340,15 +345,5 @@ pub fn docker_run_pipe(
     }
     cmd.arg(image);
     let out = cmd.output().expect("docker run");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
-    });
-    PipeRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-        report,
-    }
+    PipeRun::from_output(out)
 }

@@ -7,7 +7,7 @@ use commit_back::classify::{Evidence, GitErrorInfo, kind_of};
 use commit_back::config::{Config, RawVars};
 use commit_back::credentials::CredentialKind;
 use proptest::prelude::*;
-use testkit::{PipeRun, git};
+use testkit::git;
 
 const NAMES: &[&str] = &[
     "FILES",
@@ -139,47 +139,6 @@ fn files_with_tens_of_thousands_of_entries() {
     run.assert_secret_absent(TOKEN, &f.clone);
 }
 
-/// Runs the binary after `setup` in a private mount namespace (root only).
-fn namespaced(f: &Fixture, setup: &str, after: &str, env: &[(&str, &str)]) -> Option<PipeRun> {
-    let unshare = ["/usr/bin/unshare", "/bin/unshare"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    if !nix_is_root() {
-        return None;
-    }
-    let mut all = crate::merge(f.env(), env);
-    all.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
-    all.push(("BIN".into(), crate::BIN.into()));
-    all.push(("CLONE".into(), f.clone.display().to_string()));
-    all.push(("WORLD".into(), f.world.path().display().to_string()));
-    let script = format!("set -e\n{setup}\nset +e\n\"$BIN\"\ncode=$?\n{after}\nexit $code\n");
-    let out = std::process::Command::new(unshare)
-        .args(["--mount", "sh", "-c", &script])
-        .current_dir(&f.clone)
-        .env_clear()
-        .envs(all)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
-    Some(PipeRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-        report,
-    })
-}
-
-fn nix_is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
-
 #[test]
 fn read_only_working_tree_is_a_clear_failure_and_changes_nothing() {
     let f = Fixture::new(Some(50));
@@ -187,7 +146,7 @@ fn read_only_working_tree_is_a_clear_failure_and_changes_nothing() {
     let (head, st) = (git(&f.clone, &["rev-parse", "HEAD"]), status(&f.clone));
     let setup =
         "mount --bind \"$CLONE\" \"$CLONE\"\nmount -o remount,bind,ro \"$CLONE\"\ncd \"$CLONE\"";
-    let Some(run) = namespaced(&f, setup, "", &[]) else {
+    let Some(run) = crate::namespaced(&f, setup, "", &[]) else {
         eprintln!("skipped: needs root and unshare");
         return;
     };
@@ -219,7 +178,7 @@ fn full_disk_is_a_clear_failure_and_loses_nothing() {
     let after =
         "echo \"HEAD=$(git rev-parse HEAD)\" >&2\necho \"ARTIFACT=$(cat dist/ids.json)\" >&2";
     let head = git(&f.clone, &["rev-parse", "HEAD"]);
-    let Some(run) = namespaced(&f, setup, after, &[("FILES", "dist/")]) else {
+    let Some(run) = crate::namespaced(&f, setup, after, &[("FILES", "dist/")]) else {
         eprintln!("skipped: needs root and unshare");
         return;
     };

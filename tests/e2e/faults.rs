@@ -84,52 +84,17 @@ fn truncated_answers_are_retried() {
     run.assert_secret_absent(TOKEN, &f.clone);
 }
 
-/// Runs the binary in a private mount namespace where `/etc/resolv.conf`
-/// names only 127.0.0.1: name lookups stay on this machine and fail fast.
+/// The binary in a private mount namespace whose `/etc/resolv.conf` names
+/// only 127.0.0.1: name lookups stay on this machine and fail fast.
 fn without_dns(f: &Fixture, env: &[(&str, &str)]) -> Option<PipeRun> {
-    let unshare = ["/usr/bin/unshare", "/bin/unshare"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    if unsafe { geteuid() } != 0 {
-        return None;
-    }
     let resolv = f.world.path().join("resolv.conf");
     std::fs::write(
         &resolv,
         "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
     )
     .unwrap();
-    let mut all: Vec<(String, String)> = crate::merge(f.env(), env);
-    all.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
-    let out = std::process::Command::new(unshare)
-        .args([
-            "--mount",
-            "sh",
-            "-c",
-            "mount --bind \"$1\" /etc/resolv.conf && exec \"$2\"",
-            "sh",
-        ])
-        .arg(&resolv)
-        .arg(crate::BIN)
-        .current_dir(&f.clone)
-        .env_clear()
-        .envs(all)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
-    Some(PipeRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-        report,
-    })
-}
-
-unsafe extern "C" {
-    fn geteuid() -> u32;
+    let setup = format!("mount --bind '{}' /etc/resolv.conf", resolv.display());
+    crate::namespaced(f, &setup, "", env)
 }
 
 #[test]

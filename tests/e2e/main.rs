@@ -100,3 +100,34 @@ pub fn write_file(dir: &Path, rel: &str, content: &str) {
 pub fn status(dir: &Path) -> String {
     git(dir, &["status", "--porcelain", "--untracked-files=all"])
 }
+
+/// Runs the binary after `setup` (shell) in a private mount namespace, then
+/// `after`; root and unshare(1) needed, else None. Variables for the scripts:
+/// BIN, CLONE, WORLD. stdout is the binary's alone.
+pub fn namespaced(f: &Fixture, setup: &str, after: &str, env: &[(&str, &str)]) -> Option<PipeRun> {
+    let unshare = ["/usr/bin/unshare", "/bin/unshare"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
+    if !root {
+        return None;
+    }
+    let mut all = merge(f.env(), env);
+    all.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
+    all.push(("BIN".into(), BIN.into()));
+    all.push(("CLONE".into(), f.clone.display().to_string()));
+    all.push(("WORLD".into(), f.world.path().display().to_string()));
+    let script = format!("set -e\n{setup}\nset +e\n\"$BIN\"\ncode=$?\n{after}\nexit $code\n");
+    let out = std::process::Command::new(unshare)
+        .args(["--mount", "sh", "-c", &script])
+        .current_dir(&f.clone)
+        .env_clear()
+        .envs(all)
+        .output()
+        .unwrap();
+    Some(PipeRun::from_output(out))
+}
