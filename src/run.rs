@@ -231,6 +231,20 @@ impl Pusher<'_> {
             author_email: &config.author_email,
             trailer_value: &trailer_value(config),
         };
+        // A literal FILES entry that names nothing usually means the build did
+        // not produce what was expected: say so (globs may rightly match nothing).
+        let missing = repo.missing_paths(&config.files);
+        for m in missing.iter().take(10) {
+            log.warning(format!(
+                "FILES entry '{m}' matches no file in the working tree or in HEAD."
+            ));
+        }
+        if missing.len() > 10 {
+            log.warning(format!(
+                "… and {} more FILES entries that match nothing.",
+                missing.len() - 10
+            ));
+        }
         let artifact = match repo.commit_artifacts(&request, mode)? {
             CommitOutcome::NothingToCommit => {
                 self.report.status = Status::NothingToCommit;

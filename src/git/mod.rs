@@ -123,6 +123,28 @@ impl Repo {
         }
     }
 
+    /// Literal (glob-free) FILES entries that name no path in the working
+    /// tree and none in HEAD (a deletion still counts as a match).
+    pub fn missing_paths<'s>(&self, specs: &'s [String]) -> Vec<&'s str> {
+        let head_tree = self.inner.head().ok().and_then(|h| h.peel_to_tree().ok());
+        specs
+            .iter()
+            .map(String::as_str)
+            .filter(|s| *s != "." && !s.contains(['*', '?', '[']))
+            .filter(|s| {
+                self.workdir
+                    .join(s.trim_end_matches('/'))
+                    .symlink_metadata()
+                    .is_err()
+            })
+            .filter(|s| {
+                head_tree
+                    .as_ref()
+                    .is_none_or(|t| t.get_path(Path::new(s.trim_end_matches('/'))).is_err())
+            })
+            .collect()
+    }
+
     /// The full sha of `rev` (e.g. a 12-character BITBUCKET_COMMIT).
     pub fn resolve(&self, rev: &str) -> Option<String> {
         self.inner

@@ -398,3 +398,32 @@ fn the_readme_demo_runs_end_to_end() {
         "the README's first set-up command must succeed"
     );
 }
+
+#[test]
+fn files_entries_that_name_nothing_are_warned_about() {
+    let f = Fixture::new(Some(50));
+    f.write("dist/ids.json", "[1]\n");
+    let run = f.run(&[(
+        "FILES",
+        "dist/ids.json dist/missing.json build/*.lock history/0.txt",
+    )]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("WARNING: FILES entry 'dist/missing.json' matches no file"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("'build/*.lock'"),
+        "globs may match nothing"
+    );
+    assert!(
+        !run.stderr.contains("'history/0.txt'"),
+        "tracked files are matches"
+    );
+    assert_eq!(
+        run.report["commit"]["files"],
+        serde_json::json!(["dist/ids.json"])
+    );
+}
