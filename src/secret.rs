@@ -71,13 +71,14 @@ impl Redactor {
 
     pub fn redact(&self, text: &str) -> String {
         let needles = self.needles.read().unwrap_or_else(|e| e.into_inner());
-        let mut out = text.to_owned();
+        // Copy only when something must go (reports can be large).
+        let mut out = std::borrow::Cow::Borrowed(text);
         for needle in needles.iter() {
             if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), "***");
+                out = std::borrow::Cow::Owned(out.replace(needle.as_str(), "***"));
             }
         }
-        out
+        out.into_owned()
     }
 }
 

@@ -165,7 +165,7 @@ struct Upload {
 const UPLOAD_TIMEOUT_FACTOR: u32 = 10;
 
 /// Chunks handed to the upload thread; the bound keeps memory flat.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 64 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// The request body: reads the chunks `write` sends, EOF when the sender is dropped.

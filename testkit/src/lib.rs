@@ -221,10 +221,43 @@ pub fn run_pipe(bin: &Path, cwd: &Path, env: &[(&str, &str)]) -> PipeRun {
         .envs(env.iter().copied())
         .output()
         .expect("run commit-back");
-    PipeRun::from_output(out)
+    let run = PipeRun::from_output(out);
+    run.assert_no_given_secret(env, cwd);
+    run
 }
 
+/// The variables whose values are secrets.
+pub const SECRET_VARIABLES: &[&str] = &[
+    "BITBUCKET_ACCESS_TOKEN",
+    "ATLASSIAN_API_TOKEN",
+    "BITBUCKET_APP_PASSWORD",
+    "SSH_KEY",
+];
+
 impl PipeRun {
+    /// Every run of the harness checks that no secret it was given appears on
+    /// stdout, stderr, in the report or in any file of the repository (a
+    /// base64 SSH_KEY is checked decoded too, line by line).
+    pub fn assert_no_given_secret(&self, env: &[(&str, &str)], repo: &Path) {
+        use base64::Engine as _;
+        for (name, value) in env
+            .iter()
+            .filter(|(k, v)| SECRET_VARIABLES.contains(k) && v.len() >= 4)
+        {
+            self.assert_secret_absent(value, repo);
+            if *name == "SSH_KEY"
+                && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value)
+            {
+                for line in String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
+                {
+                    self.assert_secret_absent(line, repo);
+                }
+            }
+        }
+    }
+
     /// Checks the output contract: stdout is exactly one JSON document.
     pub fn from_output(out: std::process::Output) -> PipeRun {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -345,5 +378,7 @@ pub fn docker_run_pipe(
     }
     cmd.arg(image);
     let out = cmd.output().expect("docker run");
-    PipeRun::from_output(out)
+    let run = PipeRun::from_output(out);
+    run.assert_no_given_secret(env, clone);
+    run
 }
