@@ -20,6 +20,9 @@ const TOKEN: &str = "bench-access-token-0001";
 
 struct Sample {
     wall: Duration,
+    /// User + system CPU of the tool's processes (the server's not included):
+    /// steadier than wall time on a noisy filesystem.
+    cpu: Duration,
     max_rss_kb: u64,
 }
 
@@ -108,8 +111,10 @@ fn main() {
         git_version()
     );
     println!();
-    println!("| case | tool | wall ms | peak RSS MB | wall ratio | RSS ratio |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!(
+        "| case | tool | wall ms | CPU ms | peak RSS MB | wall ratio | CPU ratio | RSS ratio |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     // Every run starts from the same upstream tip: otherwise each run's push
     // (a 200 MB blob, say) would be in the next run's clone.
     let base = testkit::git(&bare, &["rev-parse", "main"]);
@@ -150,21 +155,26 @@ fn main() {
                 let _ = std::fs::remove_dir_all(&clone);
             }
         }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let med = |s: &[Sample]| {
             (
-                median(s.iter().map(|x| x.wall.as_secs_f64() * 1000.0).collect()),
+                median(s.iter().map(|x| ms(x.wall)).collect()),
+                median(s.iter().map(|x| ms(x.cpu)).collect()),
                 median(s.iter().map(|x| x.max_rss_kb as f64 / 1024.0).collect()),
             )
         };
-        let (cb_wall, cb_rss) = med(&results[0].1);
-        let (git_wall, git_rss) = med(&results[1].1);
+        let (cb_wall, cb_cpu, cb_rss) = med(&results[0].1);
+        let (git_wall, git_cpu, git_rss) = med(&results[1].1);
         let name = case.name();
         println!(
-            "| {name} | commit-back | {cb_wall:.1} | {cb_rss:.1} | {:.2}× | {:.2}× |",
+            "| {name} | commit-back | {cb_wall:.1} | {cb_cpu:.1} | {cb_rss:.1} | {:.2}× | {:.2}× | {:.2}× |",
             cb_wall / git_wall,
+            cb_cpu / git_cpu,
             cb_rss / git_rss
         );
-        println!("| {name} | git CLI | {git_wall:.1} | {git_rss:.1} | 1.00× | 1.00× |");
+        println!(
+            "| {name} | git CLI | {git_wall:.1} | {git_cpu:.1} | {git_rss:.1} | 1.00× | 1.00× | 1.00× |"
+        );
     }
 
     // The floor: a run that finds nothing to commit (no network at all).
@@ -207,8 +217,12 @@ fn measure(cmd: &mut Command) -> Sample {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "benchmarked command failed: {cmd:?}"
     );
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     Sample {
         wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss_kb: usage.ru_maxrss as u64,
     }
 }
