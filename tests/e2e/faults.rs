@@ -1,7 +1,7 @@
 //! Network faults against the local server: each ends in a clear report,
 //! nothing lost, no hang past the configured bound.
 
-use crate::{Fixture, TOKEN, write_file};
+use crate::{Fixture, TOKEN};
 use testkit::{Answer, PipeRun, git};
 
 fn died() -> Answer {
@@ -126,37 +126,5 @@ fn a_name_that_does_not_resolve_is_a_network_blockage() {
 
 #[test]
 fn eight_pipes_pushing_at_once_all_land_exactly_once() {
-    let f = Fixture::new(Some(50));
-    let clones: Vec<_> = (0..8)
-        .map(|i| {
-            let c =
-                f.world
-                    .pipelines_clone(&f.bare, &format!("load{i}"), "main", Some(50), "unused");
-            write_file(&c, &format!("out/load{i}.json"), &format!("{i}\n"));
-            c
-        })
-        .collect();
-    let runs: Vec<PipeRun> = std::thread::scope(|s| {
-        let handles: Vec<_> = clones
-            .iter()
-            .map(|c| s.spawn(|| f.run_in(c, &[("RETRIES", "10")])))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for r in &runs {
-        assert_eq!(r.code, 0, "{}", r.stderr);
-    }
-    let log = git(&f.bare, &["log", "--format=%s", "main"]);
-    assert_eq!(
-        log.matches("Update build artifacts").count(),
-        8,
-        "each lands exactly once:\n{log}"
-    );
-    for i in 0..8 {
-        assert_eq!(
-            git(&f.bare, &["show", &format!("main:out/load{i}.json")]),
-            i.to_string()
-        );
-    }
-    git(&f.bare, &["fsck", "--strict"]);
+    crate::races::pipes_at_once(8, &[("RETRIES", "10")]);
 }

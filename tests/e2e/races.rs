@@ -118,10 +118,11 @@ fn retries_zero_reports_non_fast_forward() {
     assert_eq!(run.blockage_kind(), "non_fast_forward");
 }
 
-#[test]
-fn five_pipes_pushing_at_once_all_land() {
+/// `n` pipes, each in its own clone with its own artifact, pushing to main at
+/// once: every run lands, and main holds every artifact commit exactly once.
+pub fn pipes_at_once(n: usize, extra: &[(&str, &str)]) {
     let f = Fixture::new(Some(50));
-    let clones: Vec<_> = (0..5)
+    let clones: Vec<_> = (0..n)
         .map(|i| {
             let c =
                 f.world
@@ -133,7 +134,7 @@ fn five_pipes_pushing_at_once_all_land() {
     let runs: Vec<PipeRun> = std::thread::scope(|s| {
         let handles: Vec<_> = clones
             .iter()
-            .map(|c| s.spawn(|| f.run_in(c, &[])))
+            .map(|c| s.spawn(|| f.run_in(c, extra)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -142,12 +143,21 @@ fn five_pipes_pushing_at_once_all_land() {
         assert_eq!(r.status(), "pushed");
     }
     let log = git(&f.bare, &["log", "--format=%s", "main"]);
-    assert_eq!(log.matches("Update build artifacts").count(), 5, "{log}");
-    for i in 0..5 {
+    assert_eq!(
+        log.matches("Update build artifacts").count(),
+        n,
+        "each lands exactly once:\n{log}"
+    );
+    for i in 0..n {
         assert_eq!(
             git(&f.bare, &["show", &format!("main:out/pipe{i}.json")]),
             i.to_string()
         );
     }
     git(&f.bare, &["fsck", "--strict"]);
+}
+
+#[test]
+fn five_pipes_pushing_at_once_all_land() {
+    pipes_at_once(5, &[]);
 }
