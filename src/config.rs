@@ -154,7 +154,6 @@ pub struct Config {
     pub include_ignored: bool,
     pub tag: Option<String>,
     pub mode: RunMode,
-    pub report_file: Option<PathBuf>,
     pub loop_guard: bool,
     pub credential: Credential,
     /// Extra known_hosts lines (pipeline known_hosts file, KNOWN_HOSTS).
@@ -171,6 +170,8 @@ pub struct Config {
     pub code_insights: bool,
     /// Running inside Bitbucket Pipelines (CI and BITBUCKET_PIPELINE_UUID set).
     pub in_pipelines: bool,
+    /// Pipelines variables (or PIPELINES_AUTH_PROXY) present: see `pipelines_detected`.
+    pub pipelines_detected: bool,
 }
 
 /// What the report can say even when the configuration is invalid.
@@ -395,12 +396,6 @@ impl Config {
             ));
         }
 
-        let report_file = raw.report_file.as_ref().map(PathBuf::from).or_else(|| {
-            raw.bitbucket_pipe_storage_dir
-                .as_ref()
-                .map(|d| Path::new(d).join("report.json"))
-        });
-
         let credential = match credentials::resolve(raw) {
             Ok(Credential::Pipeline) if !pipelines_detected(raw) => {
                 err(ConfigError::new(
@@ -472,7 +467,6 @@ impl Config {
             } else {
                 RunMode::Push
             },
-            report_file,
             loop_guard,
             credential,
             known_hosts,
@@ -484,6 +478,7 @@ impl Config {
             pr_branch,
             code_insights,
             in_pipelines: raw.ci.is_some() && raw.bitbucket_pipeline_uuid.is_some(),
+            pipelines_detected: pipelines_detected(raw),
         })
     }
 
@@ -493,11 +488,15 @@ impl Config {
     }
 }
 
-/// The same question for a validated config (for the log).
-pub fn pipelines_detected_for(config: &Config) -> bool {
-    config.in_pipelines
-        || matches!(config.credential, Credential::Pipeline)
-        || config.build_number.is_some()
+/// REPORT_FILE, else `report.json` in the pipe's storage directory. Read
+/// from the raw variables: the report is copied even when the rest of the
+/// configuration is invalid.
+pub fn report_file(raw: &RawVars) -> Option<PathBuf> {
+    raw.report_file.as_ref().map(PathBuf::from).or_else(|| {
+        raw.bitbucket_pipe_storage_dir
+            .as_ref()
+            .map(|d| Path::new(d).join("report.json"))
+    })
 }
 
 /// Whether this looks like a Bitbucket Pipelines step (or a pipe container of
@@ -800,7 +799,8 @@ mod tests {
             (DEFAULT_AUTHOR_NAME, DEFAULT_AUTHOR_EMAIL)
         );
         assert_eq!(c.retries, 3);
-        assert!(!c.include_ignored && c.loop_guard && c.tag.is_none() && c.report_file.is_none());
+        assert!(!c.include_ignored && c.loop_guard && c.tag.is_none());
+        assert!(report_file(&vars(BASE)).is_none());
         assert_eq!(c.mode, RunMode::Push);
     }
 
@@ -1073,6 +1073,17 @@ mod tests {
             ("BITBUCKET_PIPE_STORAGE_DIR", "/x"),
         ]);
         assert_eq!(c.auth_proxy, "http://host.docker.internal:29418");
-        assert_eq!(c.report_file.as_deref(), Some(Path::new("/x/report.json")));
+        assert_eq!(
+            report_file(&vars(&[("BITBUCKET_PIPE_STORAGE_DIR", "/x")])).as_deref(),
+            Some(Path::new("/x/report.json"))
+        );
+        assert_eq!(
+            report_file(&vars(&[
+                ("BITBUCKET_PIPE_STORAGE_DIR", "/x"),
+                ("REPORT_FILE", "r.json")
+            ]))
+            .as_deref(),
+            Some(Path::new("r.json"))
+        );
     }
 }

@@ -109,13 +109,13 @@ impl Credential {
     /// The REST `Authorization` header value (facts §2): Bearer for access
     /// tokens, Basic e-mail:token for API tokens, Basic user:password for app
     /// passwords. None where the proxy authenticates or there is no REST secret.
+    /// The git-over-HTTP `Authorization` header value (Basic).
+    pub fn git_http_authorization(&self) -> Option<Secret> {
+        self.git_http_basic()
+            .map(|(user, secret)| basic(user, secret))
+    }
+
     pub fn rest_authorization(&self) -> Option<Secret> {
-        let basic = |u: &str, p: &Secret| {
-            Secret::new(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", p.expose()))
-            ))
-        };
         match self {
             Credential::AccessToken { token } => {
                 Some(Secret::new(format!("Bearer {}", token.expose())))
@@ -135,6 +135,14 @@ impl Credential {
             Credential::Pipeline => vec![],
         }
     }
+}
+
+/// `Basic base64(user:secret)`.
+fn basic(user: &str, secret: &Secret) -> Secret {
+    Secret::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", secret.expose()))
+    ))
 }
 
 /// Resolves the credential in the documented order.

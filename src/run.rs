@@ -16,7 +16,6 @@ use crate::log::Logger;
 use crate::report::{self, BlockageKind, Report, Status};
 use crate::secret::{Redactor, Secret};
 use crate::{insights, pull_request};
-use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -72,7 +71,7 @@ pub fn run(env: Environment) -> Finished {
     };
     report.duration_ms = started.elapsed().as_millis() as u64;
     let json = redactor.redact(&report.to_json());
-    if let Some(path) = report_file(&raw) {
+    if let Some(path) = config::report_file(&raw) {
         if let Err(e) = write_report_file(&path, &json) {
             log.warning(format!(
                 "could not write the report copy to {}: {e}",
@@ -83,14 +82,6 @@ pub fn run(env: Environment) -> Finished {
         }
     }
     Finished { report, json }
-}
-
-fn report_file(raw: &RawVars) -> Option<PathBuf> {
-    raw.report_file.as_ref().map(PathBuf::from).or_else(|| {
-        raw.bitbucket_pipe_storage_dir
-            .as_ref()
-            .map(|d| Path::new(d).join("report.json"))
-    })
 }
 
 fn write_report_file(path: &Path, json: &str) -> std::io::Result<()> {
@@ -212,7 +203,7 @@ impl Pusher<'_> {
             repo.is_shallow()
         ));
 
-        if !config::pipelines_detected_for(config) {
+        if !config.pipelines_detected {
             log.debug("Not in Bitbucket Pipelines: the auth proxy, Code Insights and the pipe storage report copy are off; BRANCH, REPOSITORY and the remote default to the checkout.");
         }
         if config.loop_guard && self.loop_guard_applies() {
@@ -844,12 +835,7 @@ fn ssh_key(credential: &Credential) -> Option<Secret> {
 }
 
 fn install_http(config: &Config) -> anyhow::Result<()> {
-    let authorization = config.credential.git_http_basic().map(|(user, secret)| {
-        Secret::new(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", secret.expose()))
-        ))
-    });
+    let authorization = config.credential.git_http_authorization();
     git::http::install(git::http::HttpSettings {
         authorization,
         proxy: matches!(config.credential, Credential::Pipeline).then(|| config.auth_proxy.clone()),
