@@ -6,9 +6,10 @@ pub mod http;
 pub mod recovery;
 pub mod remote;
 pub mod ssh;
+mod stage;
 
 use anyhow::{Context as _, Result};
-use git2::{IndexAddOption, Oid, Repository, Signature};
+use git2::{Binding as _, IndexAddOption, Oid, Repository, Signature};
 use std::path::{Path, PathBuf};
 
 /// Written in every artifact commit; LOOP_GUARD recognises it.
@@ -169,27 +170,28 @@ impl Repo {
     ) -> Result<CommitOutcome> {
         let repo = &self.inner;
         let mut index = repo.index().context("reading the index")?;
-        let mut skip = |path: &Path, _: &[u8]| -> i32 {
+        let mut direct = match mode {
+            WriteMode::Disk => stage::DirectPack::new(repo, &index),
+            WriteMode::InMemory => stage::DirectPack::disabled(),
+        };
+        let workdir = &self.workdir;
+        // add_all also removes deleted files in FILES from the index.
+        let mut pick = |path: &Path, _: &[u8]| -> i32 {
             let p = path.to_string_lossy();
-            if NEVER_STAGED
+            let never = NEVER_STAGED
                 .iter()
-                .any(|n| p == *n || p.starts_with(&format!("{n}/")))
-            {
-                1
-            } else {
-                0
-            }
+                .any(|n| p == *n || p.starts_with(&format!("{n}/")));
+            // Non-UTF-8 names stay with libgit2.
+            i32::from(never || path.to_str().is_some_and(|p| direct.claim(workdir, p)))
         };
         let mut flags = IndexAddOption::DEFAULT;
         if req.include_ignored {
             flags |= IndexAddOption::FORCE;
         }
         index
-            .add_all(req.specs.iter(), flags, Some(&mut skip))
+            .add_all(req.specs.iter(), flags, Some(&mut pick))
             .context("staging FILES")?;
-        index
-            .update_all(req.specs.iter(), Some(&mut skip))
-            .context("staging deletions in FILES")?;
+        direct.stage(repo, &mut index).context("staging FILES")?;
         let tree_oid = index.write_tree().context("writing the tree")?;
         let tree = repo.find_tree(tree_oid)?;
 
@@ -206,6 +208,7 @@ impl Repo {
             return Ok(CommitOutcome::NothingToCommit);
         }
         let files = changed_files(repo, parent_tree.as_ref(), &tree)?;
+
         let message = format!(
             "{}\n\n{TRAILER}: {}\n",
             req.message.trim_end(),
@@ -221,6 +224,8 @@ impl Repo {
             // The working tree already holds the committed files.
             index.write().context("writing the index")?;
             self.move_head(oid)?;
+            drop(index);
+            self.release_staging_memory();
         }
         Ok(CommitOutcome::Created(ArtifactCommit {
             oid,
@@ -228,6 +233,24 @@ impl Repo {
             message,
             files,
         }))
+    }
+
+    /// Gives back what staging no longer needs before the push builds its
+    /// pack: the index libgit2 keeps cached (one entry per tracked file; it is
+    /// on disk now and is read again if needed) and the heap pages freed by
+    /// the working-tree diff and per-file records, which glibc would
+    /// otherwise keep resident under the push's own allocations.
+    fn release_staging_memory(&self) {
+        // SAFETY: a live repository; libgit2 accepts NULL and frees the
+        // cached index once no handle refers to it (ours was just dropped).
+        unsafe {
+            libgit2_sys::git_repository_set_index(self.inner.raw(), std::ptr::null_mut());
+        }
+        #[cfg(target_env = "gnu")]
+        // SAFETY: glibc's malloc_trim only returns free pages to the system.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 
     /// Moves from the checked-out artifact commit to its rebased copy: files
