@@ -427,3 +427,38 @@ fn files_entries_that_name_nothing_are_warned_about() {
         serde_json::json!(["dist/ids.json"])
     );
 }
+
+/// Many files and one of several megabytes, with duplicate contents: staged
+/// through commit-back's own pack, they arrive byte for byte and the server's
+/// repository passes fsck.
+#[test]
+fn many_files_and_a_large_one_arrive_intact() {
+    let f = Fixture::new(Some(50));
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let large: Vec<u8> = (0..(5 << 20) / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::create_dir_all(f.clone.join("dist/many")).unwrap();
+    std::fs::write(f.clone.join("dist/large.bin"), &large).unwrap();
+    for i in 0..300 {
+        // Every tenth file repeats another's content.
+        let content = format!("{{\"id\": {}}}\n", if i % 10 == 0 { 0 } else { i });
+        f.write(&format!("dist/many/{i:03}.json"), &content);
+    }
+    let run = f.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["commit"]["files"].as_array().unwrap().len(), 301);
+    git(&f.bare, &["fsck", "--strict"]);
+    let pushed = |path: &str| git(&f.bare, &["rev-parse", &format!("main:{path}")]);
+    let expected = |path: &str| git(&f.clone, &["hash-object", path]);
+    for path in ["dist/large.bin", "dist/many/000.json", "dist/many/299.json"] {
+        assert_eq!(pushed(path), expected(path), "{path}");
+    }
+    assert_eq!(status(&f.clone), "");
+    run.assert_secret_absent(TOKEN, &f.clone);
+}
