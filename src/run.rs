@@ -305,7 +305,7 @@ impl Pusher<'_> {
             let pause = backoff(self.report.attempts);
             log.info(format!(
                 "{} — retrying in {} ms.",
-                retry_reason(kind),
+                retry_reason(kind, &evidence),
                 pause.as_millis()
             ));
             std::thread::sleep(pause);
@@ -851,12 +851,20 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + fastrand::u64(0..=base))
 }
 
-fn retry_reason(kind: BlockageKind) -> &'static str {
+/// Why a push is retried; for a network failure the server's lines (logged
+/// just before) or else the error itself say what failed.
+fn retry_reason(kind: BlockageKind, evidence: &Evidence) -> String {
     match kind {
         BlockageKind::NonFastForward => {
-            "The branch moved while we pushed (lost a race); fetching and rebasing"
+            "The branch moved while we pushed (lost a race); fetching and rebasing".into()
         }
-        _ => "The network failed",
+        _ => match &evidence.git_error {
+            Some(e) if evidence.remote_lines.is_empty() => {
+                let first = e.message.lines().next().unwrap_or_default().trim();
+                format!("The network failed ({first})")
+            }
+            _ => "The network failed".into(),
+        },
     }
 }
 

@@ -12,9 +12,9 @@
 //! several pieces before it reads the answer (engineering notes).
 
 use crate::secret::Secret;
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
 use std::io::{self, Read, Write};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
@@ -119,6 +119,7 @@ impl SmartSubtransport for Subtransport {
             service: action,
             pending: Vec::new(),
             upload: None,
+            stalled: None,
             response: None,
         }))
     }
@@ -152,16 +153,20 @@ struct Stream {
     /// The POST in flight: its body is streamed from `write`, never held whole
     /// (a 200 MB pack must not sit in memory twice).
     upload: Option<Upload>,
+    /// Set when the server stopped reading the upload: the stream is dead.
+    stalled: Option<String>,
     response: Option<reqwest::blocking::Response>,
 }
 
 struct Upload {
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<Sender<Vec<u8>>>,
     handle: std::thread::JoinHandle<reqwest::Result<reqwest::blocking::Response>>,
 }
 
 /// An upload (the whole pack) and the server's verdict on it may take this
-/// many times NETWORK_TIMEOUT: a large push must not be cut off.
+/// many times NETWORK_TIMEOUT: a large push must not be cut off. A server
+/// that stops reading the upload is caught sooner: each chunk must be taken
+/// within NETWORK_TIMEOUT (see `flush_pending`).
 const UPLOAD_TIMEOUT_FACTOR: u32 = 10;
 
 /// Chunks handed to the upload thread; the bound keeps memory flat.
@@ -263,7 +268,7 @@ impl Stream {
         if self.service == Service::ReceivePack && self.ctx.settings.atomic {
             add_capability(&mut self.pending, "atomic");
         }
-        let (tx, rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        let (tx, rx) = bounded::<Vec<u8>>(CHUNKS_IN_FLIGHT);
         let req = self
             .request()?
             .timeout(self.ctx.settings.timeout * UPLOAD_TIMEOUT_FACTOR)
@@ -281,25 +286,51 @@ impl Stream {
     }
 
     /// Hands the pending bytes to the upload. Fails when the request already
-    /// ended (refused, connection lost); `finish` then tells why.
+    /// ended (refused, connection lost; `finish` then tells why) or when the
+    /// server has read nothing for NETWORK_TIMEOUT (a stalled upload).
     fn flush_pending(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let chunk = std::mem::take(&mut self.pending);
-        match self
-            .upload
-            .as_ref()
-            .and_then(|u| u.tx.as_ref())
-            .map(|tx| tx.send(chunk))
-        {
-            Some(Ok(())) => Ok(()),
-            _ => Err(io::Error::other("the server stopped reading the request")),
+        let timeout = self.ctx.settings.timeout;
+        let Some(tx) = self.upload.as_ref().and_then(|u| u.tx.as_ref()) else {
+            return Err(io::Error::other("the upload already ended"));
+        };
+        match tx.send_timeout(chunk, timeout) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Disconnected(_)) => {
+                Err(io::Error::other("the server stopped reading the request"))
+            }
+            Err(SendTimeoutError::Timeout(_)) => {
+                // Joining the request would wait out its whole bound: leave
+                // its thread behind (it ends with that bound, or the process).
+                self.upload = None;
+                let text = format!(
+                    "the upload timed out: the server read nothing for {} s",
+                    timeout.as_secs_f32()
+                );
+                self.record(HttpFailure {
+                    status: None,
+                    body_lines: vec![],
+                    error: Some(text.clone()),
+                });
+                self.stalled = Some(text);
+                Err(self.stall_error())
+            }
         }
+    }
+
+    fn stall_error(&self) -> io::Error {
+        let text = self.stalled.clone().unwrap_or_default();
+        io::Error::new(io::ErrorKind::TimedOut, text)
     }
 
     /// The upload ended early: the answer (or the connection error) says why.
     fn upload_failed(&mut self, e: io::Error) -> io::Error {
+        if self.stalled.is_some() {
+            return e;
+        }
         match self.finish() {
             Err(reason) => reason,
             Ok(()) => e,
@@ -308,13 +339,19 @@ impl Stream {
 
     /// Sends the request (GET) or ends the upload (POST) and checks the answer.
     fn finish(&mut self) -> io::Result<()> {
+        if self.stalled.is_some() {
+            return Err(self.stall_error());
+        }
         let (url, post, _, expect) = self.endpoint();
         let result = if post {
             if self.upload.is_none() {
                 self.open_upload()?;
             }
-            // A failure here shows in the request's own result below.
-            let _ = self.flush_pending();
+            // A failure here shows in the request's own result below,
+            // unless the server stopped reading (then there is none to wait for).
+            if self.flush_pending().is_err() && self.stalled.is_some() {
+                return Err(self.stall_error());
+            }
             let mut upload = self.upload.take().expect("started above");
             upload.tx.take();
             upload
@@ -400,6 +437,9 @@ impl Read for Stream {
 
 impl Write for Stream {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.stalled.is_some() {
+            return Err(self.stall_error());
+        }
         self.pending.extend_from_slice(data);
         // The first command line must be whole before the upload starts: the
         // atomic capability is added to it.

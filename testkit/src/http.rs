@@ -21,6 +21,8 @@ use std::time::Duration;
 /// connection is dropped after 30 s so the test server still stops by itself).
 /// Status 1: read the request, then close without answering (the server died).
 /// Status 2: serve the request, but cut the answer off halfway (truncated).
+/// Status 3: read the request's head, then stop reading its body and never
+/// answer (a server that stalls an upload; dropped after 30 s like status 0).
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
@@ -183,6 +185,13 @@ pub(crate) struct Request {
 }
 
 pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Request> {
+    let mut req = read_head(reader)?;
+    read_body(reader, &mut req)?;
+    Ok(req)
+}
+
+/// The request line and headers; the body is left unread.
+fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Request> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
@@ -208,7 +217,24 @@ pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
-    let mut body = Vec::new();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_owned(), q.to_owned()),
+        None => (target.clone(), String::new()),
+    };
+    Ok(Request {
+        method,
+        path,
+        query,
+        proxied,
+        proxied_host,
+        headers,
+        body: Vec::new(),
+    })
+}
+
+fn read_body(reader: &mut BufReader<TcpStream>, req: &mut Request) -> std::io::Result<()> {
+    let headers = &req.headers;
+    let body = &mut req.body;
     if headers
         .get("transfer-encoding")
         .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
@@ -234,21 +260,9 @@ pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result
         .and_then(|v| v.parse::<usize>().ok())
     {
         body.resize(len, 0);
-        reader.read_exact(&mut body)?;
+        reader.read_exact(body)?;
     }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), q.to_owned()),
-        None => (target.clone(), String::new()),
-    };
-    Ok(Request {
-        method,
-        path,
-        query,
-        proxied,
-        proxied_host,
-        headers,
-        body,
-    })
+    Ok(())
 }
 
 pub(crate) fn respond(
@@ -302,7 +316,27 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut out = conn.try_clone()?;
     let mut reader = BufReader::new(conn);
-    let req = read_request(&mut reader)?;
+    let mut req = read_head(&mut reader)?;
+    let stall = {
+        let mut st = state.lock().unwrap();
+        let at = st
+            .next_answers_for
+            .iter()
+            .position(|(suffix, a)| a.status == 3 && req.path.ends_with(suffix.as_str()));
+        at.map(|i| st.next_answers_for.remove(i))
+    };
+    if stall.is_some() {
+        state.lock().unwrap().log.push(RequestRecord {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            proxied: req.proxied,
+            user: None,
+            status: 3,
+        });
+        std::thread::sleep(Duration::from_secs(30));
+        return Ok(());
+    }
+    read_body(&mut reader, &mut req)?;
 
     // Decide who this is, or answer for them.
     let decision: Result<String, Answer> = {

@@ -128,3 +128,47 @@ fn a_name_that_does_not_resolve_is_a_network_blockage() {
 fn eight_pipes_pushing_at_once_all_land_exactly_once() {
     crate::races::pipes_at_once(8, &[("RETRIES", "10")]);
 }
+
+/// A server that stops reading the upload: the push gives up after
+/// NETWORK_TIMEOUT without progress, not after the upload's whole bound
+/// (10 × NETWORK_TIMEOUT), and the retry lands.
+#[test]
+fn stalled_upload_is_cut_off_after_network_timeout_then_retried() {
+    let f = Fixture::new(Some(50));
+    // Incompressible and larger than loopback's socket buffers, so the
+    // upload really blocks when the server stops reading.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..(24 << 20) / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::create_dir_all(f.clone.join("dist")).unwrap();
+    std::fs::write(f.clone.join("dist/big.bin"), &data).unwrap();
+    let stall = Answer {
+        status: 3,
+        body: String::new(),
+    };
+    f.server.answer_next_for("git-receive-pack", vec![stall]);
+    let started = std::time::Instant::now();
+    let run = f.run(&[("NETWORK_TIMEOUT", "2"), ("RETRIES", "1")]);
+    let elapsed = started.elapsed();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["attempts"], 2);
+    assert!(
+        run.stderr.contains("the server read nothing for 2 s"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        f.upstream_tip(),
+        run.report["commit"]["sha"].as_str().unwrap()
+    );
+    assert!(f.server.requests().iter().any(|r| r.status == 3));
+    // The whole upload bound alone would be 20 s.
+    assert!(elapsed < std::time::Duration::from_secs(15), "{elapsed:?}");
+    run.assert_secret_absent(TOKEN, &f.clone);
+}
