@@ -7,7 +7,10 @@
 //! and a zlib pass over the content (dominates one 200 MB file), which the
 //! push then inflates and compresses again. The pack written here holds the
 //! content in stored (uncompressed) deflate blocks: two files on disk in all,
-//! no compression pass; the push compresses once, as it must.
+//! no compression pass; the push compresses once, as it must. Each file is
+//! read twice (page cache): once to name its blob, so that repeated contents
+//! and contents the repository already has are left out of the pack, once
+//! into the pack.
 //!
 //! A file takes this path only when libgit2 would store its bytes unchanged:
 //! a regular file, no `core.autocrlf`, no attributes file anywhere that could
@@ -211,7 +214,7 @@ fn canonical_mode(st_mode: u32) -> u32 {
 
 /// What the index records of a file, as read when it was packed (a few
 /// dozen bytes per file: 10,000 files must not cost megabytes).
-pub(super) struct Stat {
+struct Stat {
     ctime: (i64, i64),
     mtime: (i64, i64),
     dev: u64,
@@ -256,9 +259,9 @@ impl Stat {
     }
 }
 
-pub(super) struct PackedBlob {
-    pub(super) id: Oid,
-    pub(super) stat: Stat,
+struct PackedBlob {
+    id: Oid,
+    stat: Stat,
 }
 
 /// The largest stored deflate block.
@@ -269,7 +272,7 @@ const OBJ_BLOB: u8 = 3;
 /// threshold, so they are returned to the system when staging ends.
 const IO_BUFFER: usize = 128 * 1024;
 
-/// Reads each file once for its blob id and the stat the index records.
+/// First read: each file's blob id and the stat the index records.
 fn hash_files(workdir: &Path, files: &[String]) -> Result<Vec<PackedBlob>> {
     let mut buf = vec![0u8; IO_BUFFER];
     files
@@ -297,9 +300,11 @@ fn hash_files(workdir: &Path, files: &[String]) -> Result<Vec<PackedBlob>> {
         .collect()
 }
 
-/// Writes a version 2 pack of `blobs` (files relative to `workdir`, with
-/// the size [`hash_files`] saw), content in stored deflate blocks, streamed:
-/// memory does not grow with file size.
+/// Second read: a version 2 pack of `blobs` (files relative to `workdir`,
+/// with the size [`hash_files`] saw), content in stored deflate blocks,
+/// streamed: memory does not grow with file size. A file that changed in
+/// between shows as a size mismatch here or, same size, as a blob id the
+/// pack does not hold (checked in [`DirectPack::stage`]).
 fn write_pack(out: impl Write, workdir: &Path, blobs: &[(&str, &PackedBlob)]) -> Result<()> {
     let mut pack = HashingWriter {
         inner: std::io::BufWriter::with_capacity(IO_BUFFER, out),
@@ -315,7 +320,7 @@ fn write_pack(out: impl Write, workdir: &Path, blobs: &[(&str, &PackedBlob)]) ->
         let size = blob.stat.size;
         pack.write_all(&object_header(OBJ_BLOB, size))?;
         pack.write_all(&[0x78, 0x01])?; // zlib: deflate, 32 KiB window, no dictionary
-        let mut adler = adler32(1, &[]);
+        let mut adler = 1; // adler32 of nothing
         let mut written = 0u64;
         let mut failed = None;
         for_each_chunk(&mut file, &mut buf, |chunk| {
@@ -571,6 +576,22 @@ mod tests {
             assert!(is_loose(&ours, &link));
             std::fs::remove_dir_all(&root).unwrap();
         }
+    }
+
+    #[test]
+    fn a_file_that_changes_between_the_reads_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("cb-stage-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f"), "first\n").unwrap();
+        let files = ["f".to_owned()];
+        let blobs = hash_files(&dir, &files).unwrap();
+        std::fs::write(dir.join("f"), "first, then more\n").unwrap();
+        let err = write_pack(Vec::new(), &dir, &[("f", &blobs[0])]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("f changed while it was being staged"),
+            "{err:#}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
