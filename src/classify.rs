@@ -159,6 +159,11 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
     {
         return InvalidCredentials;
     }
+    // Not a network failure to retry: the HTTPS server's certificate was not
+    // trusted (OpenSSL's verify texts, as reqwest passes them on).
+    if tls_certificate_refused(e) {
+        return Unknown;
+    }
     if status >= 500
         || matches!(e.git_class(), "Net" | "Os" | "Http")
         || has("timed out")
@@ -177,6 +182,22 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
         return HookRejected;
     }
     Unknown
+}
+
+/// The HTTPS server's certificate failed verification: a company proxy that
+/// inspects TLS, a self-signed server, a wrong clock. Reported as `unknown`
+/// (like an unverifiable SSH host key) with its own words and remedy.
+pub(crate) fn tls_certificate_refused(e: &Evidence) -> bool {
+    let t = e.haystack();
+    [
+        "certificate verify failed",
+        "self-signed certificate",
+        "self signed certificate",
+        "unable to get local issuer certificate",
+        "certificate has expired",
+    ]
+    .iter()
+    .any(|needle| t.contains(needle))
 }
 
 /// The full blockage for the report: kind, words, remedies.
@@ -341,6 +362,13 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
             "The SSH server's host key could not be verified.".into(),
             format!(
                 "{}. commit-back never trusts an SSH host on first use: it knows Bitbucket's published keys, the pipeline's known_hosts and KNOWN_HOSTS.",
+                e.git_error.as_ref().map(|g| g.message.as_str()).unwrap_or_default()
+            ),
+        ),
+        Unknown if tls_certificate_refused(e) => (
+            "The git server's TLS certificate could not be verified.".into(),
+            format!(
+                "{}. commit-back checks HTTPS certificates against the system's CA bundle (in the image, its own; or the file SSL_CERT_FILE names) and never turns the check off; nothing was sent.",
                 e.git_error.as_ref().map(|g| g.message.as_str()).unwrap_or_default()
             ),
         ),

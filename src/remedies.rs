@@ -176,6 +176,14 @@ pub fn remedies(kind: BlockageKind, e: &Evidence, s: &Situation) -> Vec<Remedy> 
             ],
             None,
         )],
+        Unknown if crate::classify::tls_certificate_refused(e) => vec![remedy(
+            "Trust the certificate authority that signed the server's certificate",
+            &[
+                "If a company proxy inspects HTTPS, set SSL_CERT_FILE to a PEM bundle holding its CA certificate (with docker run, mount the file into the container).",
+                "Otherwise check that REMOTE_URL names the real server and that the machine's clock is right.",
+            ],
+            None,
+        )],
         HookRejected | Unknown => vec![remedy(
             "Read the server's message",
             &[

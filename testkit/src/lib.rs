@@ -9,12 +9,14 @@ pub mod http;
 pub mod openapi;
 pub mod showcase;
 pub mod sshd;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use http::{Answer, GitHttpServer};
 pub use sshd::Sshd;
+pub use tls::TlsFront;
 
 /// Bitbucket's texts, verbatim from ../shared/bitbucket-facts.md §1.
 pub mod texts {

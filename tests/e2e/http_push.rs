@@ -462,3 +462,66 @@ fn many_files_and_a_large_one_arrive_intact() {
     assert_eq!(status(&f.clone), "");
     run.assert_secret_absent(TOKEN, &f.clone);
 }
+
+/// HTTPS for real: OpenSSL terminates TLS in front of the git server and the
+/// pipe verifies its certificate, trusted through SSL_CERT_FILE as a
+/// company CA would be.
+#[test]
+fn push_lands_over_https_with_a_trusted_certificate() {
+    let f = Fixture::new(Some(50));
+    let tls = testkit::TlsFront::start(f.server.port());
+    f.write("dist/ids.json", "[7]\n");
+    let url = tls.url("ws/repo.git");
+    let run = f.run(&[
+        ("REMOTE_URL", &url),
+        ("SSL_CERT_FILE", tls.certificate().to_str().unwrap()),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        f.upstream_tip(),
+        run.report["commit"]["sha"].as_str().unwrap()
+    );
+    assert_eq!(run.report["remote"], url.as_str());
+    run.assert_secret_absent(TOKEN, &f.clone);
+}
+
+/// A certificate nobody vouches for: not retried as a network failure,
+/// nothing reaches the server, the commit is kept and the report says what
+/// failed and what to do.
+#[test]
+fn untrusted_certificate_is_refused_and_the_commit_kept() {
+    let f = Fixture::new(Some(50));
+    let tls = testkit::TlsFront::start(f.server.port());
+    f.write("dist/ids.json", "[8]\n");
+    let before = f.upstream_tip();
+    let run = f.run(&[("REMOTE_URL", &tls.url("ws/repo.git"))]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.blockage_kind(), "unknown");
+    assert_eq!(
+        run.report["attempts"], 1,
+        "a certificate problem is not retried"
+    );
+    let blockage = &run.report["blockage"];
+    assert_eq!(
+        blockage["summary"],
+        "The git server's TLS certificate could not be verified."
+    );
+    assert!(
+        blockage["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("certificate verify failed"),
+        "{blockage}"
+    );
+    assert!(
+        blockage["remedies"][0]["steps"][0]
+            .as_str()
+            .unwrap()
+            .contains("SSL_CERT_FILE"),
+        "{blockage}"
+    );
+    assert_eq!(f.upstream_tip(), before);
+    assert!(!run.report["recovery"].is_null());
+    assert!(f.server.requests().is_empty(), "nothing reached the server");
+    run.assert_secret_absent(TOKEN, &f.clone);
+}
