@@ -353,6 +353,21 @@ pub fn commit_back_binary(release: bool) -> Result<PathBuf, String> {
         .join("commit-back"))
 }
 
+/// `len` bytes that no compressor can shrink (xorshift64 from `seed`): for
+/// packs and uploads that really are as big as the file.
+pub fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15 ^ seed;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
 /// Where Pipelines mounts the clone and the step's SSH material in a pipe container.
 pub const PIPELINES_BUILD_DIR: &str = "/opt/atlassian/pipelines/agent/build";
 pub const PIPELINES_SSH_DIR: &str = "/opt/atlassian/pipelines/agent/ssh";

@@ -137,15 +137,7 @@ fn stalled_upload_is_cut_off_after_network_timeout_then_retried() {
     let f = Fixture::new(Some(50));
     // Incompressible and larger than loopback's socket buffers, so the
     // upload really blocks when the server stops reading.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let data: Vec<u8> = (0..(24 << 20) / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect();
+    let data = testkit::incompressible(24 << 20, 1);
     std::fs::create_dir_all(f.clone.join("dist")).unwrap();
     std::fs::write(f.clone.join("dist/big.bin"), &data).unwrap();
     let stall = Answer {

@@ -434,15 +434,7 @@ fn files_entries_that_name_nothing_are_warned_about() {
 #[test]
 fn many_files_and_a_large_one_arrive_intact() {
     let f = Fixture::new(Some(50));
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let large: Vec<u8> = (0..(5 << 20) / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect();
+    let large = testkit::incompressible(5 << 20, 2);
     std::fs::create_dir_all(f.clone.join("dist/many")).unwrap();
     std::fs::write(f.clone.join("dist/large.bin"), &large).unwrap();
     for i in 0..300 {

@@ -63,15 +63,8 @@ impl Case {
                 }
             }
             Case::BigFile { megabytes } => {
-                // xorshift: incompressible, so the pack really is this big.
-                let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed as u64;
-                let mut data = Vec::with_capacity(megabytes << 20);
-                while data.len() < megabytes << 20 {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    data.extend_from_slice(&x.to_le_bytes());
-                }
+                // Incompressible, so the pack really is this big.
+                let data = testkit::incompressible(megabytes << 20, seed as u64);
                 std::fs::create_dir_all(dir.join("generated")).unwrap();
                 std::fs::write(dir.join("generated/blob.bin"), data).unwrap();
             }
