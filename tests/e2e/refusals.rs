@@ -196,6 +196,10 @@ fn server_errors_are_retried_then_land() {
     let f = Fixture::new(Some(50));
     f.server.answer_next(vec![
         Answer {
+            status: 500,
+            body: "Internal Server Error".into(),
+        },
+        Answer {
             status: 503,
             body: "Service Unavailable".into(),
         },
@@ -207,7 +211,11 @@ fn server_errors_are_retried_then_land() {
     f.write("a.txt", "1\n");
     let run = f.run(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.report["attempts"], 3);
+    assert_eq!(run.report["attempts"], 4);
+    assert_eq!(
+        f.upstream_tip(),
+        run.report["commit"]["sha"].as_str().unwrap()
+    );
 }
 
 #[test]
