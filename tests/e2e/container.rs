@@ -77,10 +77,7 @@ fn container_push_lands_in_a_foreign_owned_clone() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.status(), "pushed");
-    assert_eq!(
-        f.upstream_tip(),
-        r.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&r);
     r.assert_secret_absent(TOKEN, &f.clone);
 }
 
@@ -146,10 +143,7 @@ fn container_ssh_with_the_mounted_pipeline_key_and_known_hosts() {
     let r = run(&f, &image, &remote, &[("AUTH", "ssh")], Some(&ssh_dir));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.report["credential"]["kind"], "ssh_key");
-    assert_eq!(
-        f.upstream_tip(),
-        r.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&r);
     let private = std::fs::read_to_string(&key.private).unwrap();
     for line in private.lines().filter(|l| !l.starts_with("-----")) {
         r.assert_secret_absent(line, &f.clone);

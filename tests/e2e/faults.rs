@@ -26,10 +26,7 @@ fn server_dies_mid_push_then_the_retry_lands() {
     let run = f.run(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.report["attempts"], 2);
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
     git(&f.bare, &["fsck", "--strict"]);
     run.assert_secret_absent(TOKEN, &f.clone);
 }
@@ -67,20 +64,14 @@ fn truncated_answers_are_retried() {
     let run = f.run(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.report["attempts"], 2);
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
     // A ref advertisement cut off halfway.
     let f = Fixture::new(Some(50));
     f.server.answer_next_for("info/refs", vec![truncated()]);
     f.write("dist/ids.json", "[4]\n");
     let run = f.run(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
     run.assert_secret_absent(TOKEN, &f.clone);
 }
 
@@ -155,10 +146,7 @@ fn stalled_upload_is_cut_off_after_network_timeout_then_retried() {
         "{}",
         run.stderr
     );
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
     assert!(f.server.requests().iter().any(|r| r.status == 3));
     // The whole upload bound alone would be 20 s.
     assert!(elapsed < std::time::Duration::from_secs(15), "{elapsed:?}");

@@ -53,10 +53,7 @@ fn push_lands_from_a_depth_1_clone_with_a_detached_head() {
     f.write("version.txt", "1.2.3\n");
     let run = f.run(&[("BITBUCKET_BRANCH", ""), ("BRANCH", "main")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
     assert_eq!(run.report["commit"]["parent"].as_str().unwrap(), head);
     git(&f.bare, &["fsck", "--strict"]);
 }
@@ -297,10 +294,7 @@ fn pipeline_credential_goes_through_the_auth_proxy() {
                 .all(|r| r.proxied && r.user.as_deref() == Some("pipeline-user")),
         "{reqs:?}"
     );
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
 }
 
 #[test]
@@ -359,10 +353,7 @@ fn working_tree_owned_by_another_uid_works() {
     assert!(chown.success());
     let run = f.run(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
 }
 
 unsafe extern "C" {
@@ -469,10 +460,7 @@ fn push_lands_over_https_with_a_trusted_certificate() {
         ("SSL_CERT_FILE", tls.certificate().to_str().unwrap()),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
     assert_eq!(run.report["remote"], url.as_str());
     run.assert_secret_absent(TOKEN, &f.clone);
 }

@@ -78,6 +78,16 @@ impl Fixture {
     pub fn upstream_tip(&self) -> String {
         git(&self.bare, &["rev-parse", "main"])
     }
+
+    /// The commit the report names is the upstream branch's tip.
+    pub fn assert_landed(&self, run: &PipeRun) {
+        assert_eq!(
+            self.upstream_tip(),
+            run.report["commit"]["sha"].as_str().unwrap(),
+            "{}",
+            run.stderr
+        );
+    }
 }
 
 pub fn merge(mut env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {

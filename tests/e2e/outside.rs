@@ -95,10 +95,7 @@ fn laptop_run_takes_branch_and_remote_from_the_checkout() {
         "{}",
         run.stderr
     );
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
     // Detached and no BRANCH: a clear error naming the variable, exit 2.
     let head = git(&f.clone, &["rev-parse", "HEAD"]);
     git(&f.clone, &["checkout", "-q", "--detach", &head]);

@@ -32,10 +32,7 @@ fn remote_moved_on_is_fetched_rebased_and_pushed() {
         run.report["commit"]["files"],
         serde_json::json!(["dist/ids.json"])
     );
-    assert_eq!(
-        f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    f.assert_landed(&run);
     // The clone follows: it has upstream's file and is clean.
     assert_eq!(
         std::fs::read_to_string(f.clone.join("src/lib.rs")).unwrap(),

@@ -63,10 +63,7 @@ fn ssh_key_variable_pushes() {
     let run = s.run(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.report["credential"]["kind"], "ssh_key");
-    assert_eq!(
-        s.f.upstream_tip(),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
+    s.f.assert_landed(&run);
     git(&s.f.bare, &["fsck", "--strict"]);
 }
 
