@@ -208,7 +208,6 @@ impl Repo {
             return Ok(CommitOutcome::NothingToCommit);
         }
         let files = changed_files(repo, parent_tree.as_ref(), &tree)?;
-
         let message = format!(
             "{}\n\n{TRAILER}: {}\n",
             req.message.trim_end(),
