@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README "Set-up commands"): installs what the tests need on
 # a fresh Debian machine, then checks formatting and lints and runs every test
-# against real servers (git http-backend, OpenSSH sshd) on 127.0.0.1.
+# against real servers (git http-backend, OpenSSH sshd) on 127.0.0.1, and
+# holds staging to the git CLI (with git-lfs) in twin checkouts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ command -v git >/dev/null || need+=(git)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v file >/dev/null || need+=(file)
+command -v git-lfs >/dev/null || need+=(git-lfs)   # the staging oracle runs the real LFS filter
 command -v openssl >/dev/null || need+=(openssl)   # TlsFront makes its certificate
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 if [ ${#need[@]} -gt 0 ]; then

@@ -46,6 +46,10 @@ pub struct ArtifactCommit {
 pub enum CommitOutcome {
     Created(ArtifactCommit),
     NothingToCommit,
+    /// git would do what commit-back cannot (run a filter), or would refuse
+    /// too (unmerged entries, files outside a sparse checkout): one sentence
+    /// each, nothing written.
+    Unstageable(Vec<String>),
 }
 
 pub enum RebaseOutcome {
@@ -169,11 +173,15 @@ impl Repo {
         mode: WriteMode,
     ) -> Result<CommitOutcome> {
         let repo = &self.inner;
+        let refusals = stage::refusals_before_staging(repo);
+        if !refusals.is_empty() {
+            return Ok(CommitOutcome::Unstageable(refusals));
+        }
         let mut index = repo.index().context("reading the index")?;
-        let mut direct = match mode {
-            WriteMode::Disk => stage::DirectPack::new(repo, &index),
-            WriteMode::InMemory => stage::DirectPack::disabled(),
-        };
+        if index.has_conflicts() {
+            return Ok(CommitOutcome::Unstageable(vec![unmerged(&index)]));
+        }
+        let mut stager = stage::Stager::new(repo, &index, mode == WriteMode::Disk);
         let workdir = &self.workdir;
         // add_all also removes deleted files in FILES from the index.
         let mut pick = |path: &Path, _: &[u8]| -> i32 {
@@ -182,7 +190,11 @@ impl Repo {
                 .iter()
                 .any(|n| p == *n || p.starts_with(&format!("{n}/")));
             // Non-UTF-8 names stay with libgit2.
-            i32::from(never || path.to_str().is_some_and(|p| direct.claim(workdir, p)))
+            let skip = never
+                || path
+                    .to_str()
+                    .is_some_and(|p| stager.pick(repo, workdir, p) == stage::Pick::Skip);
+            i32::from(skip)
         };
         let mut flags = IndexAddOption::DEFAULT;
         if req.include_ignored {
@@ -191,7 +203,14 @@ impl Repo {
         index
             .add_all(req.specs.iter(), flags, Some(&mut pick))
             .context("staging FILES")?;
-        direct.stage(repo, &mut index).context("staging FILES")?;
+        let refusals = stager.take_refusals();
+        if !refusals.is_empty() {
+            // Nothing was written but loose objects no ref names: the index
+            // in memory is dropped, the one on disk is untouched.
+            drop(index);
+            return Ok(CommitOutcome::Unstageable(refusals));
+        }
+        stager.stage(repo, &mut index).context("staging FILES")?;
         let tree_oid = index.write_tree().context("writing the tree")?;
         let tree = repo.find_tree(tree_oid)?;
 
@@ -359,6 +378,28 @@ impl Repo {
     }
 }
 
+/// The refusal for an index with unmerged entries (`git commit` refuses it;
+/// `git add` would stage the conflict markers).
+fn unmerged(index: &git2::Index) -> String {
+    let mut files: Vec<String> = index
+        .conflicts()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.ok())
+        .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+        .collect();
+    files.sort();
+    files.dedup();
+    let shown: Vec<&str> = files.iter().take(10).map(String::as_str).collect();
+    format!(
+        "the index has unmerged entries ({}{}): a merge or rebase was left unfinished, and \
+         `git commit` would refuse too; resolve it (or `git merge --abort`) before commit-back",
+        shown.join(", "),
+        if files.len() > 10 { ", …" } else { "" }
+    )
+}
+
 fn changed_files(
     repo: &Repository,
     old: Option<&git2::Tree<'_>>,
@@ -415,7 +456,7 @@ mod tests {
         };
         match repo.commit_artifacts(&req, WriteMode::InMemory).unwrap() {
             CommitOutcome::Created(c) => assert_eq!(c.files, ["gen/wanted.json"]),
-            CommitOutcome::NothingToCommit => panic!("the wanted file was not staged"),
+            _ => panic!("the wanted file was not staged"),
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,24 +1,35 @@
-//! Staging FILES fast: libgit2's `add_all` decides which paths changed (and
-//! stages whatever needs its care), while plain regular files go into one
-//! pack written here, instead of one compressed loose object each.
+//! Staging FILES as `git add -A -- FILES` would, and fast.
 //!
-//! Why: `git add` writes every new file as a loose object: a file and often a
-//! directory in `.git/objects` (inode creation dominates 1,000 small files)
-//! and a zlib pass over the content (dominates one 200 MB file), which the
-//! push then inflates and compresses again. The pack written here holds the
-//! content in stored (uncompressed) deflate blocks: two files on disk in all,
-//! no compression pass; the push compresses once, as it must. Each file is
-//! read twice (page cache): once to name its blob, so that repeated contents
-//! and contents the repository already has are left out of the pack, once
-//! into the pack.
+//! libgit2's `add_all` lists the paths that changed; [`Stager::pick`] decides
+//! for each one, before anything is written, what git would do with it:
+//! - leave it alone: entries git never updates (`skip-worktree`,
+//!   `assume-unchanged`), and a file whose filter git would run only to find
+//!   it unchanged (an LFS file whose pointer is the one in the index);
+//! - refuse the run: a path whose attributes name a filter driver or a
+//!   `working-tree-encoding` (git would run a program or iconv; committing
+//!   the working-tree bytes could push a decrypted secret or a whole binary
+//!   in place of a pointer), and a new file outside a sparse checkout's
+//!   definition (`git add` refuses it too);
+//! - stage it here: plain regular files that no attribute or configuration
+//!   could change, written into one pack (below);
+//! - hand it to libgit2: everything else (symlinks, gitlinks, deletions,
+//!   files under attributes libgit2 applies itself: `text`, `eol`, `ident`).
 //!
-//! A file takes this path only when libgit2 would store its bytes unchanged:
-//! a regular file, no `core.autocrlf`, no attributes file anywhere that could
-//! apply a filter, and an index without conflicts. Everything else (symlinks,
-//! submodules, filtered files, deletions) stays with `add_all`.
+//! Why a pack of our own: `git add` writes every new file as a loose object:
+//! a file and often a directory in `.git/objects` (inode creation dominates
+//! 1,000 small files) and a zlib pass over the content (dominates one 200 MB
+//! file), which the push then inflates and compresses again. The pack written
+//! here holds the content in stored (uncompressed) deflate blocks: two files
+//! on disk in all, no compression pass; the push compresses once, as it must.
+//! Each file is read twice (page cache): once to name its blob, so that
+//! repeated contents and contents the repository already has are left out of
+//! the pack, once into the pack.
+//!
+//! This module must never decide alone what git decides: every rule here is
+//! held to `git add` by the differential suite (tests/e2e/parity.rs).
 
 use anyhow::{Context as _, Result, bail};
-use git2::{Index, IndexEntry, IndexTime, Oid, Repository};
+use git2::{AttrCheckFlags, AttrValue, Index, IndexEntry, IndexTime, Oid, Repository};
 use sha1::{Digest as _, Sha1};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -26,51 +37,160 @@ use std::io::{Read as _, Write};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-/// Files picked by [`DirectPack::claim`] during `add_all`, packed afterwards.
-pub(super) struct DirectPack {
-    /// `None`: this repository's configuration rules the fast path out.
-    attributes: Option<AttributeFiles>,
-    claimed: Vec<String>,
+/// `GIT_INDEX_ENTRY_VALID` (assume-unchanged), in `IndexEntry::flags`.
+const ASSUME_UNCHANGED: u16 = 0x8000;
+/// `GIT_INDEX_ENTRY_SKIP_WORKTREE`, in `IndexEntry::flags_extended`.
+const SKIP_WORKTREE: u16 = 1 << 14;
+
+/// Why the index cannot be staged as git would, found before anything is
+/// written: the run refuses with these (one FILES error each).
+pub(super) fn refusals_before_staging(repo: &Repository) -> Vec<String> {
+    let config = repo.config().ok();
+    let flag = |key: &str| {
+        config
+            .as_ref()
+            .and_then(|c| c.get_bool(key).ok())
+            .unwrap_or(false)
+    };
+    if flag("core.sparseCheckout") && flag("index.sparse") {
+        return vec![
+            "the checkout uses a sparse index (index.sparse=true), which commit-back's git \
+             library cannot read; run `git sparse-checkout init --cone --no-sparse-index` \
+             (or `git config index.sparse false`) in the step before commit-back"
+                .to_owned(),
+        ];
+    }
+    Vec::new()
 }
 
-impl DirectPack {
-    pub(super) fn new(repo: &Repository, index: &Index) -> DirectPack {
-        let possible = !index.has_conflicts() && !autocrlf(repo) && !global_attributes(repo);
-        DirectPack {
-            attributes: possible.then(|| AttributeFiles::new(index)),
+/// The decisions for one `add_all` pass, and the files claimed for the pack.
+pub(super) struct Stager {
+    /// Plain files may be packed here (false in a dry run, under
+    /// `core.autocrlf`, or when attribute files outside the tree exist).
+    fast: bool,
+    /// Attribute files outside the working tree apply to every path.
+    global_attributes: bool,
+    attributes: AttributeFiles,
+    /// Index entries git never updates: skip-worktree, assume-unchanged.
+    hidden: HashSet<Vec<u8>>,
+    sparse: Sparse,
+    claimed: Vec<String>,
+    /// Untracked nested repositories, staged as gitlinks (libgit2 cannot).
+    gitlinks: Vec<(String, Oid, Stat)>,
+    refusals: Vec<String>,
+}
+
+/// What [`Stager::pick`] decided for one path.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Pick {
+    /// `add_all` stages it (or removes it, when it is gone).
+    Libgit2,
+    /// Left alone: claimed for the pack, unchanged to git, or refused.
+    Skip,
+}
+
+impl Stager {
+    /// `index` must have no conflicts (the caller refuses those first).
+    pub(super) fn new(repo: &Repository, index: &Index, may_write_pack: bool) -> Stager {
+        let global_attributes = global_attributes(repo);
+        let mut in_index = HashSet::new();
+        let mut hidden = HashSet::new();
+        for entry in index.iter() {
+            if entry.flags & ASSUME_UNCHANGED != 0 || entry.flags_extended & SKIP_WORKTREE != 0 {
+                hidden.insert(entry.path.clone());
+            }
+            if entry.path.ends_with(b".gitattributes") {
+                in_index.insert(entry.path);
+            }
+        }
+        Stager {
+            fast: may_write_pack && !autocrlf(repo) && !global_attributes,
+            global_attributes,
+            attributes: AttributeFiles::new(in_index),
+            hidden,
+            sparse: Sparse::of(repo),
             claimed: Vec::new(),
+            gitlinks: Vec::new(),
+            refusals: Vec::new(),
         }
     }
 
-    /// A fast path that claims nothing (a dry run must not write a pack).
-    pub(super) fn disabled() -> DirectPack {
-        DirectPack {
-            attributes: None,
-            claimed: Vec::new(),
+    /// Called by `add_all` for each changed path in FILES (UTF-8 names;
+    /// others stay with libgit2, unfiltered names being all they can be here
+    /// since attributes are matched on UTF-8 patterns).
+    pub(super) fn pick(&mut self, repo: &Repository, workdir: &Path, path: &str) -> Pick {
+        if self.hidden.contains(path.as_bytes()) {
+            return Pick::Skip;
         }
-    }
-
-    /// Called by `add_all` for each changed path in FILES: true when this
-    /// module will stage it (`add_all` must then skip it).
-    pub(super) fn claim(&mut self, workdir: &Path, path: &str) -> bool {
-        let Some(attributes) = self.attributes.as_mut() else {
-            return false;
+        let meta = workdir.join(path).symlink_metadata().ok();
+        let Some(meta) = meta else {
+            // Gone from the working tree: the deletion is libgit2's.
+            return self.unless_refused(Pick::Libgit2);
         };
-        let plain_file = workdir
-            .join(path)
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_file());
-        if !plain_file || attributes.may_apply(workdir, path) {
-            return false;
+        if let Some(why) = self.sparse.refuses(repo, path) {
+            self.refusals.push(why);
+            return Pick::Skip;
         }
-        self.claimed.push(path.to_owned());
-        true
+        if meta.is_dir() {
+            // libgit2 lists an untracked nested repository as `dir/`.
+            return match embedded_repository(workdir, path) {
+                Some(Ok(head)) => {
+                    let path = path.trim_end_matches('/').to_owned();
+                    self.gitlinks.push((path, head, Stat::of(&meta)));
+                    Pick::Skip
+                }
+                Some(Err(why)) => {
+                    self.refusals.push(why);
+                    Pick::Skip
+                }
+                None => self.unless_refused(Pick::Libgit2),
+            };
+        }
+        if !meta.file_type().is_file() {
+            return self.unless_refused(Pick::Libgit2);
+        }
+        if self.global_attributes || self.attributes.may_apply(workdir, path) {
+            match external_conversion(repo, workdir, path) {
+                Conversion::None => return self.unless_refused(Pick::Libgit2),
+                Conversion::Unchanged => return Pick::Skip,
+                Conversion::Refused(why) => {
+                    self.refusals.push(why);
+                    return Pick::Skip;
+                }
+            }
+        }
+        if !self.refusals.is_empty() {
+            return Pick::Skip;
+        }
+        if self.fast {
+            self.claimed.push(path.to_owned());
+            return Pick::Skip;
+        }
+        Pick::Libgit2
+    }
+
+    /// Once the run is refused nothing more is written.
+    fn unless_refused(&self, pick: Pick) -> Pick {
+        if self.refusals.is_empty() {
+            pick
+        } else {
+            Pick::Skip
+        }
+    }
+
+    /// What must stop the run, one sentence per path.
+    pub(super) fn take_refusals(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.refusals)
     }
 
     /// Writes the claimed files as one pack and stages them, as
-    /// `git_index_add_bypath` would (mode from the file unless
-    /// `core.fileMode` is false).
+    /// `git_index_add_bypath` would.
     pub(super) fn stage(self, repo: &Repository, index: &mut Index) -> Result<()> {
+        for (path, head, stat) in &self.gitlinks {
+            index
+                .add(&stat.entry(path, *head, 0o160000))
+                .with_context(|| format!("staging {path}"))?;
+        }
         if self.claimed.is_empty() {
             return Ok(());
         }
@@ -95,21 +215,17 @@ impl DirectPack {
             writer.commit().context("writing the pack of new files")?;
         }
 
-        let trust_mode = repo
-            .config()
-            .and_then(|c| c.get_bool("core.fileMode"))
-            .unwrap_or(true);
+        let config = repo.config()?;
+        let modes = ModeRules {
+            trust_executable_bit: config.get_bool("core.fileMode").unwrap_or(true),
+            has_symlinks: config.get_bool("core.symlinks").unwrap_or(true),
+        };
         for (path, blob) in self.claimed.iter().zip(blobs) {
             if !odb.exists(blob.id) {
                 bail!("{path}: the pack written for it does not hold its content");
             }
-            let mode = if trust_mode {
-                canonical_mode(blob.stat.mode)
-            } else {
-                index
-                    .get_path(Path::new(path), 0)
-                    .map_or(0o100644, |e| e.mode)
-            };
+            let existing = index.get_path(Path::new(path), 0).map(|e| e.mode);
+            let mode = modes.of_regular_file(blob.stat.mode, existing);
             index
                 .add(&blob.stat.entry(path, blob.id, mode))
                 .with_context(|| format!("staging {path}"))?;
@@ -118,7 +234,258 @@ impl DirectPack {
     }
 }
 
-/// Where `.gitattributes` files could apply a filter: memoised per directory.
+/// An untracked directory that is a repository of its own: `git add` stages
+/// the commit it has checked out as a gitlink, and refuses one without.
+fn embedded_repository(workdir: &Path, path: &str) -> Option<Result<Oid, String>> {
+    let dir = workdir.join(path.trim_end_matches('/'));
+    if dir.join(".git").symlink_metadata().is_err() {
+        return None;
+    }
+    let name = path.trim_end_matches('/');
+    let head = Repository::open(&dir)
+        .ok()
+        .and_then(|r| r.head().ok().and_then(|h| h.target()));
+    Some(head.ok_or_else(|| {
+        format!(
+            "'{name}' is a git repository without a commit checked out, which `git add` refuses \
+             too; commit in it, remove its .git, or leave it out of FILES"
+        )
+    }))
+}
+
+/// git's `ce_mode_from_stat` for a regular file in the working tree.
+struct ModeRules {
+    trust_executable_bit: bool,
+    has_symlinks: bool,
+}
+
+impl ModeRules {
+    fn of_regular_file(&self, st_mode: u32, existing: Option<u32>) -> u32 {
+        let is = |mode: Option<u32>, kind: u32| mode.is_some_and(|m| m & 0o170000 == kind);
+        // Without symlinks a link is checked out as a file: it stays a link.
+        if !self.has_symlinks && is(existing, 0o120000) {
+            return existing.expect("checked");
+        }
+        if !self.trust_executable_bit {
+            return match existing {
+                Some(m) if is(existing, 0o100000) => m,
+                _ => 0o100644,
+            };
+        }
+        canonical_mode(st_mode)
+    }
+}
+
+/// What git would do to a file's bytes beyond what libgit2 does itself.
+enum Conversion {
+    /// Nothing external: libgit2 applies `text`, `eol`, `ident` as git does.
+    None,
+    /// A filter git would run finds it unchanged (LFS, same pointer).
+    Unchanged,
+    Refused(String),
+}
+
+fn external_conversion(repo: &Repository, workdir: &Path, path: &str) -> Conversion {
+    let attr = |name: &str| {
+        repo.get_attr(Path::new(path), name, AttrCheckFlags::FILE_THEN_INDEX)
+            .ok()
+            .flatten()
+            .and_then(|v| match AttrValue::from_string(Some(v)) {
+                AttrValue::String(s) => Some(s.to_owned()),
+                _ => None,
+            })
+    };
+    if let Some(driver) = attr("filter") {
+        if driver == "lfs" && lfs_pointer_unchanged(repo, workdir, path).unwrap_or(false) {
+            return Conversion::Unchanged;
+        }
+        let known = repo
+            .index()
+            .ok()
+            .is_some_and(|i| i.get_path(Path::new(path), 0).is_some());
+        let lfs = if driver == "lfs" {
+            " (Git LFS is not supported yet)"
+        } else {
+            ""
+        };
+        let why = if known {
+            format!(
+                "'{path}' has filter={driver} in its attributes and its file changed on disk: \
+                 commit-back runs no external filters{lfs}, so it cannot tell whether git would \
+                 see a change, and will not commit the file raw; commit it from a step where git \
+                 and the {driver} filter are installed, or leave it out of FILES"
+            )
+        } else {
+            format!(
+                "'{path}' has filter={driver} in its attributes: commit-back runs no external \
+                 filters{lfs} and will not commit the file raw (it could be a decrypted secret or \
+                 a large file meant for a pointer); commit it from a step where git and the \
+                 {driver} filter are installed, or leave it out of FILES"
+            )
+        };
+        return Conversion::Refused(why);
+    }
+    if let Some(encoding) = attr("working-tree-encoding") {
+        let utf8 = matches!(encoding.to_ascii_lowercase().as_str(), "utf-8" | "utf8");
+        if !utf8 {
+            return Conversion::Refused(format!(
+                "'{path}' has working-tree-encoding={encoding} in its attributes: git would \
+                 convert it to UTF-8 with iconv, which commit-back does not do; commit it from \
+                 a step where git is installed, or leave it out of FILES"
+            ));
+        }
+    }
+    Conversion::None
+}
+
+/// Whether git-lfs's clean filter would turn the file into the very pointer
+/// the index holds (the file was smudged, then only touched).
+fn lfs_pointer_unchanged(repo: &Repository, workdir: &Path, path: &str) -> Result<bool> {
+    use sha2::{Digest as _, Sha256};
+    let index = repo.index()?;
+    let Some(entry) = index.get_path(Path::new(path), 0) else {
+        return Ok(false);
+    };
+    let mut file = File::open(workdir.join(path))?;
+    let mut sha = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; IO_BUFFER];
+    for_each_chunk(&mut file, &mut buf, |chunk| {
+        sha.update(chunk);
+        size += chunk.len() as u64;
+    })?;
+    let hex: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let pointer =
+        format!("version https://git-lfs.github.com/spec/v1\noid sha256:{hex}\nsize {size}\n");
+    Ok(Oid::hash_object(git2::ObjectType::Blob, pointer.as_bytes())? == entry.id)
+}
+
+/// A sparse checkout's definition, as far as `git add` needs it: new files
+/// outside it are refused (git: "The following paths … exist outside of your
+/// sparse-checkout definition, so will not be updated in the index").
+enum Sparse {
+    Off,
+    /// Cone mode: directories included with everything below them, and
+    /// their parents, whose own files only are included.
+    Cone {
+        recursive: HashSet<String>,
+        parents: HashSet<String>,
+    },
+    /// Non-cone patterns (gitignore syntax) are not evaluated here.
+    Patterns,
+}
+
+impl Sparse {
+    fn of(repo: &Repository) -> Sparse {
+        let config = repo.config().ok();
+        let flag = |key: &str| {
+            config
+                .as_ref()
+                .and_then(|c| c.get_bool(key).ok())
+                .unwrap_or(false)
+        };
+        if !flag("core.sparseCheckout") {
+            return Sparse::Off;
+        }
+        let file = std::fs::read_to_string(repo.path().join("info/sparse-checkout"));
+        match (flag("core.sparseCheckoutCone"), file) {
+            (true, Ok(text)) => Sparse::cone(&text).unwrap_or(Sparse::Patterns),
+            (true, Err(_)) => Sparse::Cone {
+                recursive: HashSet::new(),
+                parents: HashSet::new(),
+            },
+            (false, _) => Sparse::Patterns,
+        }
+    }
+
+    /// Parses the patterns `git sparse-checkout set` writes in cone mode;
+    /// None when they are not of that shape (git then falls back to
+    /// non-cone matching too).
+    fn cone(text: &str) -> Option<Sparse> {
+        let mut recursive = HashSet::new();
+        let mut parents = HashSet::new();
+        for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+            if line == "/*" || line == "!/*/" || line.starts_with('#') {
+                continue;
+            }
+            let (negated, rest) = match line.strip_prefix('!') {
+                Some(r) => (true, r),
+                None => (false, line),
+            };
+            let dir = if negated {
+                rest.strip_prefix('/')?.strip_suffix("/*/")?
+            } else {
+                rest.strip_prefix('/')?.strip_suffix('/')?
+            };
+            let dir = unescape(dir);
+            if negated {
+                parents.insert(dir);
+            } else {
+                recursive.insert(dir);
+            }
+        }
+        recursive.retain(|d| !parents.contains(d));
+        Some(Sparse::Cone { recursive, parents })
+    }
+
+    /// Why `path`, about to be staged, is refused; tracked paths are never
+    /// refused (entries outside the definition are skip-worktree).
+    fn refuses(&self, repo: &Repository, path: &str) -> Option<String> {
+        if matches!(self, Sparse::Off) {
+            return None;
+        }
+        let tracked = repo
+            .index()
+            .ok()
+            .is_some_and(|i| i.get_path(Path::new(path), 0).is_some());
+        if tracked {
+            return None;
+        }
+        match self {
+            Sparse::Off => None,
+            Sparse::Cone { recursive, parents } => {
+                let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+                let mut ancestors =
+                    std::iter::successors(Some(dir), |d| d.rsplit_once('/').map(|(p, _)| p))
+                        .filter(|d| !d.is_empty());
+                let inside = dir.is_empty()
+                    || parents.contains(dir)
+                    || ancestors.any(|a| recursive.contains(a));
+                (!inside).then(|| {
+                    format!(
+                        "'{path}' is outside the sparse-checkout definition, and `git add` would \
+                         not stage it either; add its directory with `git sparse-checkout add \
+                         {}` before commit-back, or leave it out of FILES",
+                        if dir.is_empty() { "." } else { dir }
+                    )
+                })
+            }
+            Sparse::Patterns => Some(format!(
+                "'{path}' is new in a non-cone sparse checkout, whose patterns commit-back does \
+                 not evaluate; use cone mode (`git sparse-checkout set --cone DIR…`), or leave \
+                 new files out of FILES"
+            )),
+        }
+    }
+}
+
+/// Cone patterns escape glob characters and backslashes with a backslash.
+fn unescape(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Where `.gitattributes` files could apply: memoised per directory.
 struct AttributeFiles {
     /// `.gitattributes` paths in the index (libgit2 reads those too).
     in_index: HashSet<Vec<u8>>,
@@ -126,12 +493,7 @@ struct AttributeFiles {
 }
 
 impl AttributeFiles {
-    fn new(index: &Index) -> AttributeFiles {
-        let in_index = index
-            .iter()
-            .map(|e| e.path)
-            .filter(|p| p.ends_with(b".gitattributes"))
-            .collect();
+    fn new(in_index: HashSet<Vec<u8>>) -> AttributeFiles {
         AttributeFiles {
             in_index,
             by_dir: HashMap::new(),
@@ -180,8 +542,8 @@ fn autocrlf(repo: &Repository) -> bool {
 }
 
 /// Attribute sources outside the working tree, as libgit2 reads them:
-/// `$GIT_DIR/info/attributes`, `core.attributesFile` (or its XDG default) and
-/// the system file. Any of them rules the fast path out for the whole run.
+/// `info/attributes` in the common git dir (shared by linked worktrees),
+/// `core.attributesFile` (or its XDG default) and the system file.
 fn global_attributes(repo: &Repository) -> bool {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let configured = repo
@@ -193,7 +555,7 @@ fn global_attributes(repo: &Repository) -> bool {
         .or_else(|| home.map(|h| h.join(".config")))
         .map(|x| x.join("git/attributes"));
     [
-        Some(repo.path().join("info/attributes")),
+        Some(repo.commondir().join("info/attributes")),
         configured,
         xdg,
         Some(PathBuf::from("/etc/gitattributes")),
@@ -530,7 +892,7 @@ mod tests {
             CommitOutcome::Created(c) => {
                 repo.raw().find_commit(c.oid).unwrap().tree_id().to_string()
             }
-            CommitOutcome::NothingToCommit => panic!("nothing staged"),
+            _ => panic!("nothing staged"),
         }
     }
 

@@ -246,6 +246,23 @@ impl Pusher<'_> {
                 log.success(&self.report.summary);
                 return Ok(());
             }
+            CommitOutcome::Unstageable(problems) => {
+                let errors: Vec<ConfigError> = problems
+                    .into_iter()
+                    .map(|p| ConfigError::new("FILES", p))
+                    .collect();
+                for e in &errors {
+                    log.plain(format!("ERROR: {}: {}", e.variable, e.message));
+                }
+                self.report.status = Status::InvalidConfiguration;
+                self.report.summary = format!(
+                    "Not committed: git would stage FILES differently than commit-back can ({} problem(s)); nothing was changed.",
+                    errors.len()
+                );
+                self.report.errors = errors;
+                log.failure(&self.report.summary);
+                return Ok(());
+            }
             CommitOutcome::Created(c) => c,
         };
         log.info(format!(

@@ -47,6 +47,31 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 pub fn git_command(dir: &Path) -> Command {
     let mut c = Command::new("git");
+    with_git_env(&mut c, dir);
+    c
+}
+
+/// `sh -c "set -e; <script>"` in `dir` with the environment [`git_command`]
+/// gives git, and fixed dates so that commits made by the script are the
+/// same commits wherever it runs; fails loudly.
+pub fn shell(dir: &Path, script: &str) {
+    let mut c = Command::new("sh");
+    with_git_env(&mut c, dir);
+    let out = c
+        .args(["-c", &format!("set -e\n{script}")])
+        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "sh in {}:\n{script}\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn with_git_env(c: &mut Command, dir: &Path) {
     c.current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -56,7 +81,6 @@ pub fn git_command(dir: &Path) -> Command {
         .env("GIT_COMMITTER_EMAIL", "dev@example.com")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env_remove("GIT_DIR");
-    c
 }
 
 /// A temporary world: bare repositories under `root`, clones beside them.

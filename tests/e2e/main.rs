@@ -11,6 +11,7 @@ mod docs;
 mod faults;
 mod http_push;
 mod outside;
+mod parity;
 mod races;
 mod refusals;
 mod ssh;
