@@ -443,15 +443,9 @@ impl Sparse {
         }
         match self {
             Sparse::Off => None,
-            Sparse::Cone { recursive, parents } => {
+            Sparse::Cone { .. } => {
                 let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-                let mut ancestors =
-                    std::iter::successors(Some(dir), |d| d.rsplit_once('/').map(|(p, _)| p))
-                        .filter(|d| !d.is_empty());
-                let inside = dir.is_empty()
-                    || parents.contains(dir)
-                    || ancestors.any(|a| recursive.contains(a));
-                (!inside).then(|| {
+                (!self.includes(path)).then(|| {
                     format!(
                         "'{path}' is outside the sparse-checkout definition, and `git add` would \
                          not stage it either; add its directory with `git sparse-checkout add \
@@ -466,6 +460,21 @@ impl Sparse {
                  new files out of FILES"
             )),
         }
+    }
+}
+
+impl Sparse {
+    /// Whether a cone includes `path`: files at the top, files directly in a
+    /// parent of an included directory, everything below an included one.
+    fn includes(&self, path: &str) -> bool {
+        let Sparse::Cone { recursive, parents } = self else {
+            return matches!(self, Sparse::Off);
+        };
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        let mut ancestors =
+            std::iter::successors(Some(dir), |d| d.rsplit_once('/').map(|(p, _)| p))
+                .filter(|d| !d.is_empty());
+        dir.is_empty() || parents.contains(dir) || ancestors.any(|a| recursive.contains(a))
     }
 }
 
@@ -954,6 +963,62 @@ mod tests {
             "{err:#}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// git's `ce_mode_from_stat`, case by case.
+    #[test]
+    fn modes_follow_git() {
+        let rules = |trust, links| ModeRules {
+            trust_executable_bit: trust,
+            has_symlinks: links,
+        };
+        let (exe, plain, link, gitlink) = (0o100755, 0o100644, 0o120000, 0o160000);
+        let table = [
+            // (core.fileMode, core.symlinks, st_mode, index entry, staged)
+            (true, true, 0o100755, None, exe),
+            (true, true, 0o100644, Some(exe), plain),
+            (true, true, 0o100700, Some(link), exe),
+            (false, true, 0o100755, None, plain),
+            (false, true, 0o100755, Some(plain), plain),
+            (false, true, 0o100644, Some(exe), exe),
+            (false, true, 0o100644, Some(link), plain),
+            (false, true, 0o100755, Some(gitlink), plain),
+            (true, false, 0o100644, Some(link), link),
+            (false, false, 0o100644, Some(link), link),
+            (true, false, 0o100755, Some(plain), exe),
+        ];
+        for (trust, links, st_mode, existing, staged) in table {
+            assert_eq!(
+                rules(trust, links).of_regular_file(st_mode, existing),
+                staged,
+                "fileMode={trust} symlinks={links} {st_mode:o} over {existing:?}"
+            );
+        }
+    }
+
+    /// The patterns `git sparse-checkout set --skip-checks app/sub 'a b' 'we*rd'`
+    /// writes.
+    #[test]
+    fn cone_patterns() {
+        let cone =
+            Sparse::cone("/*\n!/*/\n/app/\n!/app/*/\n/a b/\n/app/sub/\n/we\\*rd/\n").unwrap();
+        for (path, inside) in [
+            ("top.txt", true),
+            ("app/x", true),
+            ("app/other/y", false),
+            ("app/sub/deep/z", true),
+            ("a b/c", true),
+            ("we*rd/f", true),
+            ("weird/f", false),
+            ("docs/d", false),
+            ("apple/x", false),
+        ] {
+            assert_eq!(cone.includes(path), inside, "{path}");
+        }
+        assert!(
+            Sparse::cone("/*\n!/*/\n*.txt\n").is_none(),
+            "not cone-shaped"
+        );
     }
 
     #[test]

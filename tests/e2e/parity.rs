@@ -39,6 +39,8 @@ struct Case {
     dir: &'static str,
     /// commit-back refuses on purpose; the error names this.
     refusal: Option<&'static str>,
+    /// DRY_RUN=true: the same verdict, and the report's files are git's.
+    dry_run: bool,
 }
 
 fn case(base: &str, change: &str) -> Case {
@@ -49,6 +51,7 @@ fn case(base: &str, change: &str) -> Case {
         include_ignored: false,
         dir: ".",
         refusal: None,
+        dry_run: false,
     }
 }
 
@@ -73,6 +76,11 @@ impl Case {
 
     fn in_dir(mut self, dir: &'static str) -> Case {
         self.dir = dir;
+        self
+    }
+
+    fn dry_run(mut self) -> Case {
+        self.dry_run = true;
         self
     }
 
@@ -121,7 +129,15 @@ impl Case {
             clone: ours.clone(),
         };
         let ignored = if self.include_ignored { "true" } else { "" };
-        let run = fixture.run_in(&dir, &[("FILES", self.files), ("INCLUDE_IGNORED", ignored)]);
+        let dry_run = if self.dry_run { "true" } else { "" };
+        let run = fixture.run_in(
+            &dir,
+            &[
+                ("FILES", self.files),
+                ("INCLUDE_IGNORED", ignored),
+                ("DRY_RUN", dry_run),
+            ],
+        );
         let said = format!(
             "git: {verdict:?}\ncommit-back exit {}:\n{}\n{}",
             run.code, run.stderr, run.stdout
@@ -150,6 +166,27 @@ impl Case {
             return;
         }
         match verdict {
+            Verdict::Tree(_) if self.dry_run => {
+                assert_eq!(run.code, 0, "{said}");
+                assert_eq!(run.status(), "dry_run", "{said}");
+                let files = git(
+                    &theirs.join(self.dir),
+                    &["diff", "--no-renames", "--name-only", "HEAD^", "HEAD"],
+                );
+                let reported: Vec<&str> = run.report["commit"]["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap())
+                    .collect();
+                assert_eq!(reported.join("\n"), files, "{said}");
+                assert_eq!(head(&dir), head_before);
+                assert!(
+                    std::fs::read(git_path(&dir, "index")).unwrap_or_default() == index_before,
+                    "a dry run changed the index\n{said}"
+                );
+                assert_eq!(git(&fixture.bare, &["rev-parse", "main"]), upstream_before);
+            }
             Verdict::Tree(tree) => {
                 assert_eq!(run.code, 0, "{said}");
                 assert_eq!(run.status(), "pushed", "{said}");
@@ -264,6 +301,23 @@ fn new_modified_deleted() {
         "echo a > a.txt; echo b > b.txt; mkdir d; echo c > d/c.txt",
         "echo A > a.txt; rm b.txt; echo n > d/new.txt; mkdir -p e/f; echo g > e/f/g",
     )
+    .check();
+}
+
+#[test]
+fn dry_run_reports_what_git_would_commit() {
+    case(
+        "echo a > a.txt; echo b > b.txt; echo '*.enc filter=git-crypt' > .gitattributes",
+        "echo A > a.txt; rm b.txt; echo n > new.txt; ln -s a.txt link",
+    )
+    .dry_run()
+    .check();
+    case(
+        "echo a > a",
+        "echo '*.enc filter=git-crypt' > .gitattributes; echo s > s.enc",
+    )
+    .dry_run()
+    .refused("filter=git-crypt")
     .check();
 }
 
@@ -413,6 +467,22 @@ fn sparse_cone_files_narrowed_to_the_cone() {
         "git sparse-checkout set app; echo n > app/new; mkdir -p docs; echo o > docs/out.txt",
     )
     .files("app")
+    .check();
+}
+
+#[test]
+fn sparse_nested_cone_with_unusual_names() {
+    case(
+        "mkdir -p app/sub app/other 'a b' 'we*rd' weird; echo 1 > app/sub/s; echo 2 > app/other/o; \
+         echo 3 > 'a b/c'; echo 4 > 'we*rd/w'; echo 5 > weird/w; echo 6 > app/top",
+        "git sparse-checkout set --skip-checks app/sub 'a b' 'we*rd'; echo n > app/new; mkdir -p app/sub/deep; \
+         echo z > app/sub/deep/z; echo c > 'a b/new'; echo w > 'we*rd/new'; echo t > top.txt",
+    )
+    .check();
+    case(
+        "mkdir -p app/sub app/other; echo 1 > app/sub/s; echo 2 > app/other/o",
+        "git sparse-checkout set app/sub; mkdir -p app/other; echo n > app/other/new",
+    )
     .check();
 }
 
