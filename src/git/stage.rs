@@ -77,6 +77,9 @@ pub(super) struct Stager {
     claimed: Vec<String>,
     /// Untracked nested repositories, staged as gitlinks (libgit2 cannot).
     gitlinks: Vec<(String, Oid, Stat)>,
+    /// Filtered files git would find unchanged: only their stat is
+    /// refreshed in the index, as `git add` refreshes it.
+    unchanged: Vec<(String, Stat)>,
     refusals: Vec<String>,
 }
 
@@ -111,6 +114,7 @@ impl Stager {
             sparse: Sparse::of(repo),
             claimed: Vec::new(),
             gitlinks: Vec::new(),
+            unchanged: Vec::new(),
             refusals: Vec::new(),
         }
     }
@@ -152,7 +156,10 @@ impl Stager {
         if self.global_attributes || self.attributes.may_apply(workdir, path) {
             match external_conversion(repo, workdir, path) {
                 Conversion::None => return self.unless_refused(Pick::Libgit2),
-                Conversion::Unchanged => return Pick::Skip,
+                Conversion::Unchanged => {
+                    self.unchanged.push((path.to_owned(), Stat::of(&meta)));
+                    return Pick::Skip;
+                }
                 Conversion::Refused(why) => {
                     self.refusals.push(why);
                     return Pick::Skip;
@@ -186,6 +193,13 @@ impl Stager {
     /// Writes the claimed files as one pack and stages them, as
     /// `git_index_add_bypath` would.
     pub(super) fn stage(self, repo: &Repository, index: &mut Index) -> Result<()> {
+        for (path, stat) in &self.unchanged {
+            if let Some(entry) = index.get_path(Path::new(path), 0) {
+                index
+                    .add(&stat.entry(path, entry.id, entry.mode))
+                    .with_context(|| format!("refreshing {path}"))?;
+            }
+        }
         for (path, head, stat) in &self.gitlinks {
             index
                 .add(&stat.entry(path, *head, 0o160000))
