@@ -6,7 +6,7 @@
 //! message of every failed call. Every call has a timeout; callers treat API
 //! failures as information, never as the reason a push failed.
 
-use crate::secret::Secret;
+use crate::secret::{Redactor, Secret};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -104,6 +104,14 @@ struct BitbucketErrorBody {
     detail: Option<serde_json::Value>,
 }
 
+/// A list read page by page.
+#[derive(Debug)]
+pub struct Paged<T> {
+    pub values: Vec<T>,
+    /// The origin of a `next` page that was not followed (not API_URL's).
+    pub stopped_at: Option<String>,
+}
+
 /// Pages followed at most, so a huge list cannot keep a pipe busy.
 const MAX_PAGES: usize = 10;
 
@@ -111,6 +119,10 @@ pub struct Client {
     http: reqwest::blocking::Client,
     base: String,
     authorization: Option<Secret>,
+    /// Every body sent passes through it: pull-request descriptions and
+    /// Code Insights reports quote server text, and are public to the
+    /// repository's readers.
+    redactor: Redactor,
 }
 
 impl Client {
@@ -121,11 +133,13 @@ impl Client {
         authorization: Option<Secret>,
         proxy: Option<&str>,
         timeout: Duration,
+        redactor: Redactor,
     ) -> Result<Client, ApiError> {
         let mut builder = reqwest::blocking::Client::builder()
             .user_agent(concat!("commit-back/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
-            .connect_timeout(timeout);
+            .connect_timeout(timeout)
+            .redirect(crate::origin::redirect_policy());
         if let Some(p) = proxy {
             let proxy = reqwest::Proxy::all(p).map_err(|e| ApiError {
                 status: None,
@@ -141,6 +155,7 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_owned(),
             authorization,
+            redactor,
         })
     }
 
@@ -167,7 +182,7 @@ impl Client {
     pub fn branch_restrictions(
         &self,
         full_name: &str,
-    ) -> Result<Vec<BitbucketBranchRestriction>, ApiError> {
+    ) -> Result<Paged<BitbucketBranchRestriction>, ApiError> {
         let (workspace, slug) = split(full_name);
         self.get_all(format!(
             "{}/repositories/{workspace}/{slug}/branch-restrictions?pagelen=100",
@@ -203,7 +218,7 @@ impl Client {
     ) -> Result<BitbucketPullRequest, ApiError> {
         let (workspace, slug) = split(full_name);
         let url = format!("{}/repositories/{workspace}/{slug}/pullrequests", self.base);
-        let text = self.send(self.http.post(&url).json(body))?;
+        let text = self.send(self.json(self.http.post(&url), body))?;
         parse(&text)
     }
 
@@ -220,7 +235,17 @@ impl Client {
             "{}/repositories/{workspace}/{slug}/commit/{commit}/reports/{report_id}",
             self.base
         );
-        self.send(self.http.put(&url).json(body)).map(|_| ())
+        self.send(self.json(self.http.put(&url), body)).map(|_| ())
+    }
+
+    /// A JSON body, redacted.
+    fn json(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+        body: &serde_json::Value,
+    ) -> reqwest::blocking::RequestBuilder {
+        req.header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(self.redactor.redact(&body.to_string()))
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ApiError> {
@@ -228,16 +253,29 @@ impl Client {
         parse(&text)
     }
 
-    fn get_all<T: serde::de::DeserializeOwned>(&self, first: String) -> Result<Vec<T>, ApiError> {
-        let mut out = Vec::new();
+    /// Follows `next` links, but only within API_URL's origin: the
+    /// credential goes with every request, so a `next` elsewhere (another
+    /// host, scheme or port) ends the list, and the caller says so.
+    fn get_all<T: serde::de::DeserializeOwned>(&self, first: String) -> Result<Paged<T>, ApiError> {
+        let mut paged = Paged {
+            values: Vec::new(),
+            stopped_at: None,
+        };
         let mut next = Some(first);
         for _ in 0..MAX_PAGES {
             let Some(url) = next.take() else { break };
             let page: BitbucketPage<T> = self.get_json(&url)?;
-            out.extend(page.values);
-            next = page.next;
+            paged.values.extend(page.values);
+            match page.next {
+                Some(n) if !crate::origin::same_origin(&n, &self.base) => {
+                    paged.stopped_at = Some(
+                        crate::origin::origin(&n).unwrap_or_else(|| "an unreadable URL".into()),
+                    );
+                }
+                n => next = n,
+            }
         }
-        Ok(out)
+        Ok(paged)
     }
 
     /// The choke point: auth header (marked sensitive), status and error text kept.
@@ -276,7 +314,7 @@ impl Client {
         };
         Err(ApiError {
             status: Some(status.as_u16()),
-            message,
+            message: crate::text::untrusted(&message),
         })
     }
 }

@@ -150,7 +150,7 @@ pub fn resolve(raw: &RawVars) -> Result<Credential, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let api_pair = (
         raw.atlassian_account_email.as_deref(),
-        raw.atlassian_api_token.as_deref(),
+        raw.atlassian_api_token.as_ref().map(Secret::expose),
     );
     match api_pair {
         (Some(_), None) => errors.push(ConfigError::new(
@@ -180,8 +180,8 @@ pub fn resolve(raw: &RawVars) -> Result<Credential, Vec<ConfigError>> {
     }
     let ssh_key = raw
         .ssh_key
-        .as_deref()
-        .map(decode_ssh_key)
+        .as_ref()
+        .map(|k| decode_ssh_key(k.expose()))
         .transpose()
         .unwrap_or_else(|e| {
             errors.push(e);
@@ -193,7 +193,7 @@ pub fn resolve(raw: &RawVars) -> Result<Credential, Vec<ConfigError>> {
 
     if let Some(token) = &raw.bitbucket_access_token {
         return Ok(Credential::AccessToken {
-            token: Secret::new(token.trim()),
+            token: Secret::new(token.expose().trim()),
         });
     }
     if let (Some(email), Some(token)) = api_pair {
@@ -211,7 +211,7 @@ pub fn resolve(raw: &RawVars) -> Result<Credential, Vec<ConfigError>> {
     {
         return Ok(Credential::AppPassword {
             username: username.trim().to_owned(),
-            password: Secret::new(password.trim()),
+            password: Secret::new(password.expose().trim()),
         });
     }
     if raw.bitbucket_username.is_some() {

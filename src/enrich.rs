@@ -76,7 +76,14 @@ pub fn gather(
         }
     }
     match client.branch_restrictions(repository) {
-        Ok(all) => ctx.rules = Some(matching(&all, branch)),
+        Ok(all) => {
+            if let Some(elsewhere) = &all.stopped_at {
+                ctx.notes.push(format!(
+                    "The branch restrictions continue on a page at {elsewhere}, outside API_URL; it was not followed (the credential goes only to API_URL), so the list may be incomplete."
+                ));
+            }
+            ctx.rules = Some(matching(&all.values, branch));
+        }
         Err(e) => ctx.notes.push(rules_unreadable(&e)),
     }
     ctx

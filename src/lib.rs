@@ -11,6 +11,7 @@ pub mod git;
 pub mod help;
 pub mod insights;
 pub mod log;
+pub mod origin;
 pub mod pull_request;
 pub mod remedies;
 pub mod report;

@@ -69,9 +69,18 @@ impl Logger {
         }
     }
 
-    /// A line the server sent, quoted the way git quotes it.
+    /// A line the server sent, quoted the way git quotes it (escape
+    /// sequences removed here too, whoever forgot to).
     pub fn remote(&self, msg: impl AsRef<str>) {
-        self.line("", &format!("remote: {}", msg.as_ref()));
+        self.line(
+            "",
+            &format!("remote: {}", crate::text::untrusted(msg.as_ref())),
+        );
+    }
+
+    /// The redactor every line passes through, for text sent elsewhere.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// Unstyled text (explanations, remedy steps).

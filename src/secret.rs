@@ -24,6 +24,13 @@ impl Secret {
     }
 }
 
+/// Read straight from the environment into a `Secret` (config::RawVars).
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -59,6 +66,8 @@ impl Redactor {
         };
         push(secret);
         push(&base64::engine::general_purpose::STANDARD.encode(secret));
+        push(&percent_encoded(secret, b"-_.~"));
+        push(&percent_encoded(secret, b""));
         for line in secret
             .lines()
             .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
@@ -82,6 +91,21 @@ impl Redactor {
     }
 }
 
+/// The form a value takes in a URL or a form body: letters, digits and
+/// `keep` as they are, every other byte as `%XX` (RFC 3986 keeps `-_.~`;
+/// some encoders keep nothing but letters and digits).
+fn percent_encoded(s: &str, keep: &[u8]) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || keep.contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +124,9 @@ mod tests {
         r.add("-----BEGIN KEY-----\nAAAAB3NzaC1yc2EAAAADAQABAAABAQ\n-----END KEY-----");
         let text = "a tok-ABCDEFG b dG9rLUFCQ0RFRkc= c AAAAB3NzaC1yc2EAAAADAQABAAABAQ d";
         assert_eq!(r.redact(text), "a *** b *** c *** d");
+        r.add("p@ss word/+-x");
+        assert_eq!(r.redact("x=p%40ss%20word%2F%2B-x&"), "x=***&");
+        assert_eq!(r.redact("x=p%40ss%20word%2F%2B%2Dx&"), "x=***&");
     }
 
     #[test]

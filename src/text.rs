@@ -1,6 +1,57 @@
 //! Small text helpers shared by the HTTP clients and the matchers: an error
 //! with all its causes on one line, and `*`/`?` glob matching.
 
+/// Text a server sent (remote lines, HTTP and API error bodies, ref status),
+/// made safe to print and to post: terminal escape sequences (CSI such as
+/// colours, cursor movement and screen clearing; OSC such as OSC 8 links and
+/// window titles; any other ESC sequence) are removed, tabs become spaces,
+/// and every other control character is shown as `\xNN`. A hostile or
+/// broken server can then neither repaint the Pipelines log nor hide text.
+pub fn untrusted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                Some('[') => skip_csi(&mut chars),
+                Some(']' | 'P' | 'X' | '^' | '_') => skip_string(&mut chars),
+                _ => {}
+            },
+            '\u{9b}' => skip_csi(&mut chars),
+            '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+            '\t' => out.push(' '),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// CSI: parameter and intermediate bytes, then one final byte.
+fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for c in chars.by_ref() {
+        if ('\u{40}'..='\u{7e}').contains(&c) {
+            break;
+        }
+    }
+}
+
+/// OSC and the other string sequences: up to BEL, ST (`ESC \`) or C1 ST.
+fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => break,
+            '\u{1b}' => {
+                if chars.peek() == Some(&'\\') {
+                    chars.next();
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
 /// "error sending request" alone says nothing: the causes are appended.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
@@ -66,6 +117,30 @@ pub fn glob_matches(pattern: &str, text: &str, wildcards: Wildcards, case: Case)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untrusted_text_loses_its_escape_sequences() {
+        for (given, shown) in [
+            ("plain words", "plain words"),
+            ("\u{1b}[31mred\u{1b}[0m", "red"),
+            ("\u{1b}[2J\u{1b}[1;1Hclear", "clear"),
+            (
+                "\u{1b}]8;;https://evil.example\u{7}link\u{1b}]8;;\u{7}",
+                "link",
+            ),
+            ("\u{1b}]0;title\u{1b}\\after", "after"),
+            ("\u{9b}31mC1\u{9b}0m", "C1"),
+            (
+                "bell\u{7} nul\u{0} del\u{7f}",
+                "bell\\x07 nul\\x00 del\\x7f",
+            ),
+            ("a\tb", "a b"),
+            ("unterminated \u{1b}]8;;x", "unterminated "),
+            ("umlaut ü stays", "umlaut ü stays"),
+        ] {
+            assert_eq!(untrusted(given), shown, "{given:?}");
+        }
+    }
 
     #[test]
     fn globs() {

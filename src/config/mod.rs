@@ -53,12 +53,14 @@ pub struct RawVars {
     pub pr_branch: Option<String>,
     pub code_insights: Option<String>,
     // Credentials (names from the Bitbucket pipes ecosystem).
-    pub bitbucket_access_token: Option<String>,
+    // Secrets are typed as such from the moment they are read: their Debug
+    // shows `Secret(***)`, and only `expose()` reaches the value.
+    pub bitbucket_access_token: Option<Secret>,
     pub atlassian_account_email: Option<String>,
-    pub atlassian_api_token: Option<String>,
+    pub atlassian_api_token: Option<Secret>,
     pub bitbucket_username: Option<String>,
-    pub bitbucket_app_password: Option<String>,
-    pub ssh_key: Option<String>,
+    pub bitbucket_app_password: Option<Secret>,
+    pub ssh_key: Option<Secret>,
     pub auth: Option<String>,
     pub known_hosts: Option<String>,
     pub pipelines_auth_proxy: Option<String>,
@@ -172,6 +174,8 @@ pub struct Config {
     pub in_pipelines: bool,
     /// Pipelines variables (or PIPELINES_AUTH_PROXY) present: see `pipelines_detected`.
     pub pipelines_detected: bool,
+    /// Warnings about accepted input (e.g. a user name removed from REMOTE_URL).
+    pub notices: Vec<String>,
 }
 
 /// What the report can say even when the configuration is invalid.
@@ -427,6 +431,21 @@ impl Config {
             }
         });
 
+        let mut notices = Vec::new();
+        if let Some(given) = &raw.remote_url
+            && let Some((user, _)) = given
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split('/').next())
+                .and_then(|authority| authority.rsplit_once('@'))
+            && remote.transport == Transport::Http
+            && !DOCUMENTED_GIT_USERS.contains(&user)
+            && raw.bitbucket_username.as_deref() != Some(user)
+        {
+            notices.push(format!(
+                "REMOTE_URL names the user '{user}'; it was removed from the URL: the credential variables decide who pushes."
+            ));
+        }
+
         let known_hosts = credentials::known_hosts_lines(raw).unwrap_or_else(|e| {
             err(e);
             Vec::new()
@@ -479,6 +498,7 @@ impl Config {
             code_insights,
             in_pipelines: raw.ci.is_some() && raw.bitbucket_pipeline_uuid.is_some(),
             pipelines_detected: pipelines_detected(raw),
+            notices,
         })
     }
 
@@ -714,17 +734,26 @@ pub fn parse_remote_url(url: &str) -> Result<Remote, ConfigError> {
         .or_else(|| url.strip_prefix("http://"))
     {
         let authority = rest.split('/').next().unwrap_or("");
-        if authority.contains('@') && authority.split('@').next().unwrap_or("").contains(':') {
+        let userinfo = authority.rsplit_once('@').map(|(u, _)| u);
+        if userinfo.is_some_and(|u| u.contains(':')) {
             // Never accept a password inside the URL: it would be logged and stored.
             return bad(
                 "must not contain a password; put the secret in BITBUCKET_ACCESS_TOKEN or ATLASSIAN_API_TOKEN",
             );
         }
+        if userinfo.is_some_and(looks_like_a_token) {
+            return bad(
+                "has what looks like a token before '@' (not shown here); never put a credential in the URL: remove it and give the token in BITBUCKET_ACCESS_TOKEN or ATLASSIAN_API_TOKEN",
+            );
+        }
         if authority.is_empty() || rest.len() <= authority.len() + 1 {
             return bad("has no repository path");
         }
+        // A user name alone (Bitbucket's clone URLs carry one) is dropped:
+        // the credential variables decide who pushes, and no URL shown
+        // anywhere carries userinfo.
         return Ok(Remote {
-            url: url.to_owned(),
+            url: without_userinfo(url),
             transport: Transport::Http,
         });
     }
@@ -748,7 +777,42 @@ pub fn parse_remote_url(url: &str) -> Result<Remote, ConfigError> {
             transport: Transport::Ssh,
         });
     }
-    bad(&format!("'{url}' is not an http, https or ssh git URL"))
+    bad(&format!(
+        "'{}' is not an http, https or ssh git URL",
+        without_userinfo(url)
+    ))
+}
+
+/// `scheme://user[:password]@host/…` without `user[:password]@`.
+pub fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The git user names Bitbucket documents for HTTPS, which carry no secret.
+const DOCUMENTED_GIT_USERS: &[&str] = &["x-token-auth", "x-bitbucket-api-token-auth"];
+
+/// Whether the user part of a URL is more likely a credential than a name:
+/// Atlassian token prefixes, or long and mixed like a generated secret
+/// (Bitbucket user names are short, lower-case words).
+fn looks_like_a_token(user: &str) -> bool {
+    if DOCUMENTED_GIT_USERS.contains(&user) {
+        return false;
+    }
+    let prefixed = ["ATCTT", "ATATT", "ATBB", "ATCT", "ghp_", "glpat-"]
+        .iter()
+        .any(|p| user.starts_with(p));
+    let has = |f: fn(&char) -> bool| user.chars().any(|c| f(&c));
+    let generated = user.len() >= 20
+        && has(char::is_ascii_digit)
+        && (has(char::is_ascii_uppercase) || user.len() >= 32);
+    prefixed || generated
 }
 
 #[cfg(test)]

@@ -329,3 +329,58 @@ fn pipeline_credential_uses_http_origin_and_proxy() {
         Some(Path::new("r.json"))
     );
 }
+
+/// Secrets are secrets from the moment they are read: no `{:?}` of the raw
+/// variables shows them.
+#[test]
+fn raw_secrets_never_show_in_debug() {
+    let raw = vars(&[
+        ("BITBUCKET_ACCESS_TOKEN", "tok-1111-aaaa"),
+        ("ATLASSIAN_API_TOKEN", "tok-2222-bbbb"),
+        ("BITBUCKET_APP_PASSWORD", "tok-3333-cccc"),
+        ("SSH_KEY", "tok-4444-dddd"),
+    ]);
+    let shown = format!("{raw:?} {raw:#?}");
+    for secret in ["tok-1111", "tok-2222", "tok-3333", "tok-4444"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert_eq!(
+        raw.bitbucket_access_token.as_ref().map(|s| s.expose()),
+        Some("tok-1111-aaaa")
+    );
+}
+
+/// REMOTE_URL: a password or a token before '@' is refused without being
+/// echoed; a user name alone is dropped from the URL.
+#[test]
+fn remote_url_userinfo() {
+    for url in [
+        "https://user:pass@bitbucket.org/ws/r.git",
+        "https://ATCTT3xFfGN0abc@bitbucket.org/ws/r.git",
+        "https://AbCdEf0123456789GhIjKl@bitbucket.org/ws/r.git",
+        "https://0123456789abcdef0123456789abcdef01@bitbucket.org/ws/r.git",
+    ] {
+        let e = parse_remote_url(url).unwrap_err();
+        assert_eq!(e.variable, "REMOTE_URL");
+        let user = &url[8..url.find('@').unwrap()];
+        assert!(!e.message.contains(user), "{}", e.message);
+    }
+    for (url, kept) in [
+        (
+            "https://jdoe@bitbucket.org/ws/r.git",
+            "https://bitbucket.org/ws/r.git",
+        ),
+        (
+            "https://x-token-auth@bitbucket.org/ws/r.git",
+            "https://bitbucket.org/ws/r.git",
+        ),
+        (
+            "http://127.0.0.1:8080/ws/r.git",
+            "http://127.0.0.1:8080/ws/r.git",
+        ),
+    ] {
+        assert_eq!(parse_remote_url(url).unwrap().url, kept);
+    }
+    let e = parse_remote_url("git+https://ATCTT3xFfGN0secret@host/r").unwrap_err();
+    assert!(!e.message.contains("ATCTT3xFfGN0secret"), "{}", e.message);
+}

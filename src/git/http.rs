@@ -59,6 +59,7 @@ pub fn install(settings: HttpSettings) -> anyhow::Result<()> {
         .user_agent(settings.user_agent.clone())
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
+        .redirect(crate::origin::redirect_policy())
         .http1_only();
     if let Some(proxy) = &settings.proxy {
         builder = builder.proxy(reqwest::Proxy::http(proxy)?);
@@ -485,7 +486,7 @@ fn read_limited(response: reqwest::blocking::Response) -> Vec<u8> {
 fn body_text_lines(body: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(body)
         .lines()
-        .map(|l| l.trim().to_owned())
+        .map(|l| crate::text::untrusted(l).trim().to_owned())
         .filter(|l| !l.is_empty())
         .collect()
 }

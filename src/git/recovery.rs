@@ -21,11 +21,14 @@ pub struct RecoveryFiles {
 impl Repo {
     /// Writes `<DIR>/commit-back-<sha12>.bundle` and `.patch` for `commit`
     /// (and `tag`, if any) and lists the directory in .git/info/exclude.
+    /// The patch's mail headers and message pass through `redact` (the
+    /// diff is the artifacts' own bytes, kept exact so the patch applies).
     pub fn write_recovery(
         &self,
         commit: Oid,
         tag: Option<(&str, Oid)>,
         branch: &str,
+        redact: &dyn Fn(&str) -> String,
     ) -> Result<RecoveryFiles> {
         let repo = self.raw();
         let dir = self.workdir().join(DIR);
@@ -71,8 +74,15 @@ impl Repo {
         let mut opts = git2::EmailCreateOptions::new();
         opts.diff_options().show_binary(true);
         let email = git2::Email::from_commit(&c, &mut opts)?;
-        std::fs::write(&patch, email.as_slice())
-            .with_context(|| format!("writing {}", patch.display()))?;
+        let email = email.as_slice();
+        let split = email
+            .windows(5)
+            .position(|w| w == b"\n---\n")
+            .map_or(email.len(), |i| i + 1);
+        let (head, diff) = email.split_at(split);
+        let mut text = redact(&String::from_utf8_lossy(head)).into_bytes();
+        text.extend_from_slice(diff);
+        std::fs::write(&patch, text).with_context(|| format!("writing {}", patch.display()))?;
         Ok(RecoveryFiles {
             bundle,
             patch,

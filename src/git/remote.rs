@@ -68,7 +68,7 @@ impl Endpoint {
                 if let Some(s) = status {
                     refused
                         .borrow_mut()
-                        .push((refname.to_owned(), s.to_owned()));
+                        .push((crate::text::untrusted(refname), crate::text::untrusted(s)));
                 }
                 Ok(())
             });
@@ -195,7 +195,8 @@ impl Endpoint {
                     HostKeyCheck::Trusted => return Ok(CertificateCheckStatus::CertificateOk),
                     HostKeyCheck::Unknown => "is not known: add it to KNOWN_HOSTS (ssh-keyscan output) or the pipeline's known hosts",
                     HostKeyCheck::Mismatch => "does not match the known key: refusing to connect (possible man-in-the-middle, or the server's key changed)",
-                    HostKeyCheck::Revoked => "is revoked in known_hosts",
+                    HostKeyCheck::UnknownCertificateAuthority => "is not known: known_hosts trusts it only through an @cert-authority line, and host certificates are not supported; add the host key itself to KNOWN_HOSTS (ssh-keyscan output)",
+                    HostKeyCheck::Revoked => "is revoked in known_hosts (an @revoked line names it): refusing to connect",
                 };
                 let message = format!("the SSH host key of {host}:{port} {problem}");
                 *self.host_key_problem.borrow_mut() = Some(message.clone());
@@ -210,7 +211,7 @@ impl Endpoint {
             .host_key_problem
             .borrow_mut()
             .take()
-            .unwrap_or_else(|| e.message().to_owned());
+            .unwrap_or_else(|| crate::text::untrusted(e.message()));
         let mut evidence = Evidence {
             git_error: Some(GitErrorInfo {
                 class: format!("{:?}", e.class()),
@@ -245,6 +246,7 @@ impl Endpoint {
 pub fn split_lines(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in text.split(['\n', '\r']) {
+        let line = crate::text::untrusted(line.trim());
         let line = line.trim();
         if !line.is_empty() && out.last().map(String::as_str) != Some(line) {
             out.push(line.to_owned());

@@ -17,9 +17,20 @@ pub struct KnownHosts {
 
 #[derive(Debug)]
 struct Entry {
-    revoked: bool,
+    marker: Marker,
     patterns: Vec<String>,
     key: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// A host key.
+    None,
+    /// `@revoked`: this key must never be accepted for the matching hosts.
+    Revoked,
+    /// `@cert-authority`: host certificates are not supported; such a line
+    /// never makes a key trusted, and is named when a host key is unknown.
+    CertAuthority,
 }
 
 /// The outcome of checking a host key.
@@ -27,6 +38,9 @@ struct Entry {
 pub enum HostKeyCheck {
     Trusted,
     Unknown,
+    /// Unknown, and a `@cert-authority` line names the host: the server
+    /// probably presents a certificate, which is not supported.
+    UnknownCertificateAuthority,
     Mismatch,
     Revoked,
 }
@@ -49,34 +63,45 @@ impl KnownHosts {
     }
 
     /// `host` as OpenSSH writes it: `name` for port 22, `[name]:port` otherwise.
+    /// As OpenSSH does, revocation is checked across every matching entry
+    /// (built-in keys, the pipeline's known_hosts and KNOWN_HOSTS alike)
+    /// before any match counts: a revoked key is never trusted, wherever
+    /// the line that revokes it stands.
     pub fn check(&self, host: &str, port: u16, key: &[u8]) -> HostKeyCheck {
         let name = if port == 22 {
             host.to_owned()
         } else {
             format!("[{host}]:{port}")
         };
-        let mut seen_host = false;
-        for e in self
+        let matching: Vec<&Entry> = self
             .entries
             .iter()
             .filter(|e| host_matches(&e.patterns, &name))
-        {
-            if e.key == key {
-                return if e.revoked {
-                    HostKeyCheck::Revoked
-                } else {
-                    HostKeyCheck::Trusted
-                };
-            }
-            if !e.revoked {
-                seen_host = true;
-            }
-        }
-        if seen_host {
+            .collect();
+        let any = |marker: Marker, same_key: bool| {
+            matching
+                .iter()
+                .any(|e| e.marker == marker && (!same_key || e.key == key))
+        };
+        if any(Marker::Revoked, true) {
+            HostKeyCheck::Revoked
+        } else if any(Marker::None, true) {
+            HostKeyCheck::Trusted
+        } else if any(Marker::None, false) {
             HostKeyCheck::Mismatch
+        } else if any(Marker::CertAuthority, false) {
+            HostKeyCheck::UnknownCertificateAuthority
         } else {
             HostKeyCheck::Unknown
         }
+    }
+
+    /// How many `@cert-authority` lines were read (and not trusted).
+    pub fn certificate_authorities(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.marker == Marker::CertAuthority)
+            .count()
     }
 }
 
@@ -87,12 +112,13 @@ fn parse_line(line: &str) -> Option<Entry> {
     }
     let mut fields = line.split_whitespace();
     let mut first = fields.next()?;
-    let mut revoked = false;
+    let mut marker = Marker::None;
     if first.starts_with('@') {
-        match first {
-            "@revoked" => revoked = true,
-            _ => return None, // @cert-authority: certificates are not supported
-        }
+        marker = match first {
+            "@revoked" => Marker::Revoked,
+            "@cert-authority" => Marker::CertAuthority,
+            _ => return None, // OpenSSH ignores unknown markers' lines too
+        };
         first = fields.next()?;
     }
     let _key_type = fields.next()?;
@@ -100,7 +126,7 @@ fn parse_line(line: &str) -> Option<Entry> {
         .decode(fields.next()?)
         .ok()?;
     Some(Entry {
-        revoked,
+        marker,
         patterns: first.split(',').map(str::to_owned).collect(),
         key,
     })
@@ -217,6 +243,7 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
             }),
             format!("@revoked revoked.example ssh-ed25519 {KEY_B64}"),
+            format!("@cert-authority *.corp.example ssh-ed25519 {KEY_B64}"),
         ];
         let kh = KnownHosts::with_bitbucket(&extra);
         assert_eq!(kh.check("127.0.0.1", 2222, &key()), HostKeyCheck::Trusted);
@@ -237,6 +264,34 @@ mod tests {
             kh.check("revoked.example", 22, &key()),
             HostKeyCheck::Revoked
         );
+        // A certificate authority's key is not a host key.
+        assert_eq!(
+            kh.check("git.corp.example", 22, &key()),
+            HostKeyCheck::UnknownCertificateAuthority
+        );
+        assert_eq!(kh.certificate_authorities(), 1);
+    }
+
+    /// `host K` then `@revoked host K`, either order, and a built-in
+    /// Bitbucket key revoked through KNOWN_HOSTS: OpenSSH refuses all three.
+    #[test]
+    fn revocation_wins_wherever_it_stands() {
+        for lines in [
+            [
+                format!("h.example ssh-ed25519 {KEY_B64}"),
+                format!("@revoked h.example ssh-ed25519 {KEY_B64}"),
+            ],
+            [
+                format!("@revoked * ssh-ed25519 {KEY_B64}"),
+                format!("h.example ssh-ed25519 {KEY_B64}"),
+            ],
+        ] {
+            let kh = KnownHosts::with_bitbucket(&lines);
+            assert_eq!(kh.check("h.example", 22, &key()), HostKeyCheck::Revoked);
+        }
+        let kh =
+            KnownHosts::with_bitbucket(&[format!("@revoked bitbucket.org ssh-ed25519 {KEY_B64}")]);
+        assert_eq!(kh.check("bitbucket.org", 22, &key()), HostKeyCheck::Revoked);
     }
 
     #[test]

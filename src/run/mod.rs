@@ -53,7 +53,7 @@ pub fn run(env: Environment) -> Finished {
     .into_iter()
     .flatten()
     {
-        redactor.add(value);
+        redactor.add(value.expose());
     }
     let settings = config::log_settings(&raw);
     let log = Logger::new(settings.color, settings.debug, redactor.clone());
@@ -193,6 +193,15 @@ impl Pusher<'_> {
     fn go(&mut self) -> anyhow::Result<()> {
         let (config, log, repo) = (self.config, self.log, self.repo);
         self.announce_credential();
+        for notice in &config.notices {
+            log.warning(notice);
+        }
+        let authorities = KnownHosts::with_bitbucket(&config.known_hosts).certificate_authorities();
+        if config.remote.transport == Transport::Ssh && authorities > 0 {
+            log.warning(format!(
+                "{authorities} @cert-authority line(s) in known_hosts: host certificates are not supported, so those lines trust no key."
+            ));
+        }
         log.debug(format!(
             "remote {} ({:?}), branch {}, files {:?}, retries {}, shallow clone: {}",
             config.remote.url,

@@ -43,10 +43,17 @@ impl Pusher<'_> {
                 None,
                 Some(&config.auth_proxy),
                 timeout,
+                self.log.redactor().clone(),
             )
             .map_err(|e| e.to_string()),
-            c => Client::new(&config.api_url, c.rest_authorization(), None, timeout)
-                .map_err(|e| e.to_string()),
+            c => Client::new(
+                &config.api_url,
+                c.rest_authorization(),
+                None,
+                timeout,
+                self.log.redactor().clone(),
+            )
+            .map_err(|e| e.to_string()),
         }
     }
 
@@ -295,6 +302,7 @@ impl Pusher<'_> {
             None,
             Some(&config.auth_proxy),
             timeout,
+            self.log.redactor().clone(),
         )
         .and_then(|c| {
             c.put_report(
@@ -320,8 +328,9 @@ impl Pusher<'_> {
         let tag = self.config.tag.as_deref().zip(self.tag_oid);
         match self
             .repo
-            .write_recovery(commit.oid, tag, &self.config.branch)
-        {
+            .write_recovery(commit.oid, tag, &self.config.branch, &|t| {
+                self.log.redactor().redact(t)
+            }) {
             Ok(files) => {
                 let rel = |p: &Path| {
                     p.strip_prefix(self.repo.workdir())

@@ -48,6 +48,8 @@ struct State {
     /// Key into `accounts` for proxied requests without credentials.
     proxy_account: Option<String>,
     restrictions: Vec<Value>,
+    /// `next` of the branch-restrictions page (pagination tests).
+    restrictions_next: Option<String>,
     pull_requests: Vec<Value>,
     /// Refuse pull-request creation with this status and message.
     refuse_pull_requests: Option<(u16, String)>,
@@ -172,6 +174,12 @@ impl ApiServer {
             "users": users, "groups": groups,
             "links": {"self": {"href": format!("https://api.bitbucket.org/2.0/repositories/ws/repo/branch-restrictions/{id}")}}
         }));
+        self
+    }
+
+    /// The branch-restrictions page names this `next` page.
+    pub fn restrictions_next(&self, url: &str) -> &Self {
+        self.state.lock().unwrap().restrictions_next = Some(url.to_owned());
         self
     }
 
@@ -310,7 +318,11 @@ fn route(
         }
         ("GET", ["repositories", _ws, _repo, "branch-restrictions"]) => {
             if account.admin {
-                (200, page(st.restrictions.clone()))
+                let mut answer = page(st.restrictions.clone());
+                if let Some(next) = &st.restrictions_next {
+                    answer["next"] = json!(next);
+                }
+                (200, answer)
             } else {
                 error(403, "You do not have admin access to this repository.")
             }

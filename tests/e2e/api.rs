@@ -354,3 +354,100 @@ fn code_insights_failure_is_only_a_warning() {
         run.stderr
     );
 }
+
+/// A `next` page on another origin is not followed: the credential goes
+/// only to API_URL. The list stops there and the report says so.
+#[test]
+fn pagination_never_leaves_the_api_origin() {
+    let (f, api) = restricted();
+    let elsewhere = ApiServer::start();
+    elsewhere.access_token(TOKEN, "pipeline-token", true);
+    api.restrictions_next(&format!(
+        "{}/repositories/ws/repo/branch-restrictions?page=2",
+        elsewhere.base_url()
+    ));
+    f.write("dist/ids.json", "[1]\n");
+    let run = f.run(&[("API_URL", &api.base_url())]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the credential left API_URL"
+    );
+    let b = &run.report["blockage"];
+    assert_eq!(b["context"]["rules"][0]["pattern"], "main");
+    let notes = b["context"]["notes"].to_string();
+    assert!(notes.contains("outside API_URL"), "{notes}");
+    // The same origin is followed as before.
+    let same = format!(
+        "{}/repositories/ws/repo/branch-restrictions?page=2",
+        api.base_url()
+    );
+    api.restrictions_next(&same);
+    f.write("dist/ids.json", "[2]\n");
+    let run = f.run(&[("API_URL", &api.base_url())]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(api.requests().iter().any(|r| r.query.contains("page=2")));
+}
+
+/// A server that echoes the credential (raw, base64 and URL-encoded) in its
+/// refusal and in its API errors, and decorates its text with terminal
+/// escape sequences: neither reaches any channel that leaves the process
+/// (stdout, stderr, files in the clone, the pull request and the Code
+/// Insights report the stand-in received).
+#[test]
+fn echoed_secrets_and_escape_sequences_leave_by_no_channel() {
+    let f = Fixture::new(Some(50));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    let url_encoded: String = TOKEN
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let escapes = r"\033[2J\033[31m\033]8;;https://evil.example\007click here\033]8;;\007\033[0m";
+    f.world.hook(
+        &f.bare,
+        "pre-receive",
+        &format!(
+            "#!/bin/sh\nwhile read old new ref; do\n  if [ \"$ref\" = refs/heads/main ]; then\n    printf 'Permission denied to update branch main.\\n' >&2\n    printf '%b token %s b64 %s url %s\\n' '{escapes}' '{TOKEN}' '{b64}' '{url_encoded}' >&2\n    exit 1\n  fi\ndone\n"
+        ),
+    );
+    let api = ApiServer::start();
+    api.access_token(TOKEN, "pipeline-token", true)
+        .proxy_as(&format!("Bearer {TOKEN}"));
+    api.refuse_pull_requests(400, &format!("\u{1b}[31mno pull request for {TOKEN}\u{7}"));
+    let build_commit = git(&f.clone, &["rev-parse", "HEAD"]);
+    f.write("dist/ids.json", "[13]\n");
+    let (url, proxy) = (api.base_url(), api.proxy_url());
+    let run = f.run(&[
+        ("API_URL", url.as_str()),
+        ("ON_RESTRICTED", "pull-request"),
+        ("CI", "true"),
+        ("BITBUCKET_PIPELINE_UUID", "{p1}"),
+        ("BITBUCKET_COMMIT", build_commit.as_str()),
+        ("PIPELINES_AUTH_PROXY", proxy.as_str()),
+    ]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(run.blockage_kind(), "branch_restriction");
+    let reqs = api.requests();
+    assert!(reqs.iter().any(|r| r.method == "POST"), "{reqs:?}");
+    assert!(reqs.iter().any(|r| r.method == "PUT"), "{reqs:?}");
+    let sent: Vec<String> = reqs
+        .iter()
+        .filter_map(|r| r.body.as_ref().map(|b| b.to_string()))
+        .collect();
+    for needle in [TOKEN, b64.as_str(), url_encoded.as_str()] {
+        run.assert_secret_absent(needle, &f.clone);
+        for body in &sent {
+            assert!(!body.contains(needle), "sent to the API: {body}");
+        }
+    }
+    // The server's words are still quoted, without their escape sequences.
+    assert!(run.stderr.contains("click here"), "{}", run.stderr);
+    for text in [&run.stderr, &run.stdout].into_iter().chain(sent.iter()) {
+        for bad in ["\u{1b}", "\u{7}", "\\u001b", "\\u0007"] {
+            assert!(!text.contains(bad), "{bad:?} in {text}");
+        }
+    }
+}

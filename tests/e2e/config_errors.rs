@@ -118,3 +118,39 @@ fn colour_follows_no_color() {
     let coloured = f.run(&[("NO_COLOR", "")]);
     assert!(coloured.stderr.contains("\x1b[32m✔"), "{}", coloured.stderr);
 }
+
+/// A token used as the URL's user name is refused without being echoed; a
+/// plain user name (Bitbucket's clone URLs carry one) is removed from the URL
+/// with a warning, and no URL shown anywhere carries userinfo.
+#[test]
+fn remote_url_userinfo() {
+    let f = Fixture::new(Some(50));
+    f.write("a.txt", "1\n");
+    let (head, st) = (git(&f.clone, &["rev-parse", "HEAD"]), status(&f.clone));
+    let url = f.server.url("ws/repo.git");
+    let port_and_path = url.strip_prefix("http://").unwrap();
+    let other_token = "ATCTT3xOtherToken0000-not-the-credential-9";
+    for user in [TOKEN, other_token, "AbCdEf0123456789GhIjKl"] {
+        let with_user = format!("http://{user}@{port_and_path}");
+        let run = f.run(&[("REMOTE_URL", &with_user)]);
+        assert_eq!(run.code, 2, "{user}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with("ERROR: REMOTE_URL: ")
+                || run.stderr.contains("\nERROR: REMOTE_URL: "),
+            "{}",
+            run.stderr
+        );
+        run.assert_secret_absent(user, &f.clone);
+        assert_untouched(&f, &head, &st);
+    }
+    let run = f.run(&[("REMOTE_URL", &format!("http://jdoe@{port_and_path}"))]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["remote"], url);
+    assert!(!run.stdout.contains("jdoe@") && run.stderr.contains("names the user 'jdoe'"));
+    let run = f.run(&[(
+        "REMOTE_URL",
+        &format!("http://x-token-auth@{port_and_path}"),
+    )]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("WARNING"), "{}", run.stderr);
+}

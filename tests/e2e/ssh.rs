@@ -209,3 +209,74 @@ fn size_limit_and_unknown_hook_over_ssh() {
         );
     }
 }
+
+/// What OpenSSH's `ssh` decides for the same known_hosts lines: true when it
+/// would connect to the test server, and its first complaint otherwise.
+fn openssh_decides(s: &SshFixture, known_hosts: &str) -> (bool, String) {
+    let file = s.f.world.path().join("openssh_known_hosts");
+    std::fs::write(&file, known_hosts).unwrap();
+    let out = std::process::Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
+        .args(["-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", file.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-i"])
+        .arg(&s.key.private)
+        .args(["-p", &s.sshd.port.to_string()])
+        .arg(format!("{}@127.0.0.1", s.sshd.user))
+        .arg("true")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `host K` followed by `@revoked host K` (and the reverse, and a wildcard
+/// revocation): OpenSSH refuses the key wherever the revoking line stands,
+/// and so does commit-back; nothing is pushed.
+#[test]
+fn revoked_host_key_is_refused_as_openssh_refuses_it() {
+    let s = fixture(false, true);
+    let line = s.sshd.known_hosts_line.clone();
+    let key_part = line.split_once(' ').unwrap().1;
+    let before = s.f.upstream_tip();
+    for (i, known_hosts) in [
+        format!("{line}\n@revoked {line}\n"),
+        format!("@revoked {line}\n{line}\n"),
+        format!("{line}\n@revoked * {key_part}\n"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.f.write(&format!("dist/run-{i}.txt"), "new\n");
+        let (connects, said) = openssh_decides(&s, &known_hosts);
+        assert!(!connects, "OpenSSH accepted {known_hosts}");
+        assert!(said.contains("REVOKED HOST KEY"), "{said}");
+        let run = s.run(&[("KNOWN_HOSTS", known_hosts.as_str())]);
+        assert_eq!(run.status(), "blocked", "{known_hosts}\n{}", run.stderr);
+        assert!(run.stderr.contains("is revoked"), "{}", run.stderr);
+        assert_eq!(s.f.upstream_tip(), before);
+    }
+    // The control: the plain line alone is trusted by both.
+    let (connects, said) = openssh_decides(&s, &format!("{line}\n"));
+    assert!(connects, "{said}");
+    s.f.write("dist/run-control.txt", "new\n");
+    let run = s.run(&[("KNOWN_HOSTS", line.as_str())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// A `@cert-authority` line never makes a host key trusted (the server here
+/// presents a plain key, signed by no one), and the refusal says why.
+#[test]
+fn cert_authority_lines_are_not_trusted() {
+    let s = fixture(false, true);
+    let key_part = s.sshd.known_hosts_line.split_once(' ').unwrap().1;
+    let known_hosts = format!("@cert-authority [127.0.0.1]:{} {key_part}\n", s.sshd.port);
+    let (connects, _) = openssh_decides(&s, &known_hosts);
+    assert!(!connects);
+    let run = s.run(&[("KNOWN_HOSTS", known_hosts.as_str())]);
+    assert_eq!(run.status(), "blocked", "{}", run.stderr);
+    assert!(run.stderr.contains("@cert-authority"), "{}", run.stderr);
+}
