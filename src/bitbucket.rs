@@ -123,6 +123,8 @@ pub struct Client {
     /// Code Insights reports quote server text, and are public to the
     /// repository's readers.
     redactor: Redactor,
+    /// Requests go through the Pipelines auth proxy.
+    proxied: bool,
 }
 
 impl Client {
@@ -156,6 +158,7 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             authorization,
             redactor,
+            proxied: proxy.is_some(),
         })
     }
 
@@ -238,14 +241,29 @@ impl Client {
         self.send(self.json(self.http.put(&url), body)).map(|_| ())
     }
 
-    /// A JSON body, redacted.
+    /// Through the auth proxy the API is asked over plain http (the proxy
+    /// authenticates it), while Bitbucket's `next` links say https: the
+    /// same API, asked the way this client asks it.
+    fn through_proxy(&self, next: String) -> String {
+        if self.proxied
+            && let Some(rest) = next.strip_prefix("https://")
+            && crate::origin::same_origin(&format!("http://{rest}"), &self.base)
+        {
+            return format!("http://{rest}");
+        }
+        next
+    }
+
+    /// A JSON body, every string in it redacted before it is serialised
+    /// (after, a secret holding `"` or a backslash would be escaped past
+    /// the redactor).
     fn json(
         &self,
         req: reqwest::blocking::RequestBuilder,
         body: &serde_json::Value,
     ) -> reqwest::blocking::RequestBuilder {
         req.header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(self.redactor.redact(&body.to_string()))
+            .body(redact_strings(&self.redactor, body).to_string())
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ApiError> {
@@ -266,7 +284,7 @@ impl Client {
             let Some(url) = next.take() else { break };
             let page: BitbucketPage<T> = self.get_json(&url)?;
             paged.values.extend(page.values);
-            match page.next {
+            match page.next.map(|n| self.through_proxy(n)) {
                 Some(n) if !crate::origin::same_origin(&n, &self.base) => {
                     paged.stopped_at = Some(
                         crate::origin::origin(&n).unwrap_or_else(|| "an unreadable URL".into()),
@@ -316,6 +334,20 @@ impl Client {
             status: Some(status.as_u16()),
             message: crate::text::untrusted(&message),
         })
+    }
+}
+
+fn redact_strings(redactor: &Redactor, value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(redactor.redact(s)),
+        Value::Array(items) => items.iter().map(|v| redact_strings(redactor, v)).collect(),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (redactor.redact(k), redact_strings(redactor, v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

@@ -126,14 +126,26 @@ impl Credential {
         }
     }
 
+    /// Every value that must never be shown: the secret itself and the
+    /// base64 of each `Basic` header made from it (its base64 is not a
+    /// substring of the header's, which also holds the user name).
     pub fn secrets(&self) -> Vec<Secret> {
-        match self {
+        let mut all = match self {
             Credential::AccessToken { token } => vec![token.clone()],
             Credential::ApiToken { token, .. } => vec![token.clone()],
             Credential::AppPassword { password, .. } => vec![password.clone()],
             Credential::SshKey { private_key, .. } => vec![private_key.clone()],
             Credential::Pipeline => vec![],
+        };
+        for header in [self.git_http_authorization(), self.rest_authorization()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(encoded) = header.expose().strip_prefix("Basic ") {
+                all.push(Secret::new(encoded));
+            }
         }
+        all
     }
 }
 

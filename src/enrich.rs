@@ -7,6 +7,7 @@ use crate::bitbucket::{
     ApiError, BitbucketAccount, BitbucketBranchRestriction, Client, pattern_matches,
 };
 use crate::credentials::CredentialKind;
+use crate::text::untrusted;
 use serde::Serialize;
 
 /// Restriction kinds that can stop a direct push (facts §3: `push` is
@@ -92,7 +93,11 @@ pub fn gather(
 fn identity(a: &BitbucketAccount) -> Identity {
     Identity {
         kind: a.kind.clone(),
-        display_name: a.display_name.clone().or_else(|| a.nickname.clone()),
+        display_name: a
+            .display_name
+            .clone()
+            .or_else(|| a.nickname.clone())
+            .map(|n| untrusted(&n)),
         uuid: a.uuid.clone(),
     }
 }
@@ -123,23 +128,26 @@ pub fn matching(all: &[BitbucketBranchRestriction], branch: &str) -> Vec<Rule> {
                     .map(|t| format!("branch type {t}"))
                     .unwrap_or_default()
             } else {
-                r.pattern.clone()
+                untrusted(&r.pattern)
             },
             users: r
                 .users
                 .iter()
                 .map(|u| {
-                    u.display_name
-                        .clone()
-                        .or_else(|| u.nickname.clone())
-                        .or_else(|| u.uuid.clone())
-                        .unwrap_or_default()
+                    untrusted(
+                        &u.display_name
+                            .clone()
+                            .or_else(|| u.nickname.clone())
+                            .or_else(|| u.uuid.clone())
+                            .unwrap_or_default(),
+                    )
                 })
                 .collect(),
             groups: r
                 .groups
                 .iter()
                 .filter_map(|g| g.name.clone().or_else(|| g.slug.clone()))
+                .map(|g| untrusted(&g))
                 .collect(),
             user_uuids: r.users.iter().filter_map(|u| u.uuid.clone()).collect(),
         })

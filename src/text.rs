@@ -21,17 +21,29 @@ pub fn untrusted(text: &str) -> String {
             '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
             '\t' => out.push(' '),
             c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            // Bidirectional overrides and invisible characters can make the
+            // log show other text than the server sent: dropped.
+            '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}' => {}
             c => out.push(c),
         }
     }
     out
 }
 
-/// CSI: parameter and intermediate bytes, then one final byte.
+/// CSI: parameter and intermediate bytes, then one final byte; anything
+/// else ends the sequence and is kept (text is never swallowed).
 fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    for c in chars.by_ref() {
-        if ('\u{40}'..='\u{7e}').contains(&c) {
-            break;
+    while let Some(&c) = chars.peek() {
+        if ('\u{20}'..='\u{3f}').contains(&c) {
+            chars.next();
+        } else {
+            if ('\u{40}'..='\u{7e}').contains(&c) {
+                chars.next();
+            }
+            return;
         }
     }
 }
@@ -137,6 +149,8 @@ mod tests {
             ("a\tb", "a b"),
             ("unterminated \u{1b}]8;;x", "unterminated "),
             ("umlaut ü stays", "umlaut ü stays"),
+            ("\u{1b}[1;ümlaut", "ümlaut"),
+            ("evil\u{202e}txt.exe\u{200b}", "eviltxt.exe"),
         ] {
             assert_eq!(untrusted(given), shown, "{given:?}");
         }

@@ -441,9 +441,10 @@ impl Config {
             && !DOCUMENTED_GIT_USERS.contains(&user)
             && raw.bitbucket_username.as_deref() != Some(user)
         {
-            notices.push(format!(
-                "REMOTE_URL names the user '{user}'; it was removed from the URL: the credential variables decide who pushes."
-            ));
+            // The name is not repeated: it could be a secret in disguise.
+            notices.push(
+                "REMOTE_URL names a user before '@'; it was removed from the URL: the credential variables decide who pushes.".to_owned(),
+            );
         }
 
         let known_hosts = credentials::known_hosts_lines(raw).unwrap_or_else(|e| {
@@ -735,7 +736,7 @@ pub fn parse_remote_url(url: &str) -> Result<Remote, ConfigError> {
     {
         let authority = rest.split('/').next().unwrap_or("");
         let userinfo = authority.rsplit_once('@').map(|(u, _)| u);
-        if userinfo.is_some_and(|u| u.contains(':')) {
+        if userinfo.is_some_and(|u| u.contains(':') || u.to_ascii_lowercase().contains("%3a")) {
             // Never accept a password inside the URL: it would be logged and stored.
             return bad(
                 "must not contain a password; put the secret in BITBUCKET_ACCESS_TOKEN or ATLASSIAN_API_TOKEN",
@@ -758,6 +759,15 @@ pub fn parse_remote_url(url: &str) -> Result<Remote, ConfigError> {
         });
     }
     if let Some(rest) = url.strip_prefix("ssh://") {
+        let authority = rest.split('/').next().unwrap_or("");
+        if authority
+            .rsplit_once('@')
+            .is_some_and(|(u, _)| u.contains(':') || looks_like_a_token(u))
+        {
+            return bad(
+                "must not contain a password or a token; SSH authenticates with SSH_KEY (or AUTH=ssh)",
+            );
+        }
         if !rest.contains('/') {
             return bad("has no repository path");
         }
@@ -777,10 +787,12 @@ pub fn parse_remote_url(url: &str) -> Result<Remote, ConfigError> {
             transport: Transport::Ssh,
         });
     }
-    bad(&format!(
-        "'{}' is not an http, https or ssh git URL",
-        without_userinfo(url)
-    ))
+    // Echoed only when nothing in it could be a credential.
+    if url.contains('@') {
+        bad("is not an http, https or ssh git URL")
+    } else {
+        bad(&format!("'{url}' is not an http, https or ssh git URL"))
+    }
 }
 
 /// `scheme://user[:password]@host/…` without `user[:password]@`.

@@ -381,6 +381,19 @@ fn remote_url_userinfo() {
     ] {
         assert_eq!(parse_remote_url(url).unwrap().url, kept);
     }
-    let e = parse_remote_url("git+https://ATCTT3xFfGN0secret@host/r").unwrap_err();
-    assert!(!e.message.contains("ATCTT3xFfGN0secret"), "{}", e.message);
+    for (url, secret) in [
+        (
+            "git+https://ATCTT3xFfGN0secret@host/r",
+            "ATCTT3xFfGN0secret",
+        ),
+        (
+            "x-token-auth:hunter2secret@bitbucket.org/ws/r",
+            "hunter2secret",
+        ),
+        ("ssh://git:hunter2secret@host/ws/r", "hunter2secret"),
+        ("https://bob%3Ahunter2@host/ws/r", "hunter2"),
+    ] {
+        let e = parse_remote_url(url).unwrap_err();
+        assert!(!e.message.contains(secret), "{url}: {}", e.message);
+    }
 }

@@ -183,18 +183,18 @@ impl Repo {
         }
         let mut stager = stage::Stager::new(repo, &index, mode == WriteMode::Disk);
         let workdir = &self.workdir;
-        // add_all also removes deleted files in FILES from the index.
+        // add_all lists what changed (deletions included); every path is
+        // only recorded here (skipped for add_all), and staged by `stage`
+        // once none was refused: a refused run writes nothing.
         let mut pick = |path: &Path, _: &[u8]| -> i32 {
             let p = path.to_string_lossy();
             let never = NEVER_STAGED
                 .iter()
                 .any(|n| p == *n || p.starts_with(&format!("{n}/")));
-            // Non-UTF-8 names stay with libgit2.
-            let skip = never
-                || path
-                    .to_str()
-                    .is_some_and(|p| stager.pick(repo, workdir, p) == stage::Pick::Skip);
-            i32::from(skip)
+            if !never {
+                stager.pick(repo, workdir, path);
+            }
+            1
         };
         let mut flags = IndexAddOption::DEFAULT;
         if req.include_ignored {
@@ -205,9 +205,6 @@ impl Repo {
             .context("staging FILES")?;
         let refusals = stager.take_refusals();
         if !refusals.is_empty() {
-            // Nothing was written but loose objects no ref names: the index
-            // in memory is dropped, the one on disk is untouched.
-            drop(index);
             return Ok(CommitOutcome::Unstageable(refusals));
         }
         stager.stage(repo, &mut index).context("staging FILES")?;

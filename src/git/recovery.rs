@@ -75,9 +75,11 @@ impl Repo {
         opts.diff_options().show_binary(true);
         let email = git2::Email::from_commit(&c, &mut opts)?;
         let email = email.as_slice();
+        // The diff starts at the first `diff --git` line; a `---` line may
+        // stand inside the message, so that is not where to cut.
         let split = email
-            .windows(5)
-            .position(|w| w == b"\n---\n")
+            .windows(12)
+            .position(|w| w == b"\ndiff --git ")
             .map_or(email.len(), |i| i + 1);
         let (head, diff) = email.split_at(split);
         let mut text = redact(&String::from_utf8_lossy(head)).into_bytes();

@@ -53,15 +53,14 @@ pub(super) fn refusals_before_staging(repo: &Repository) -> Vec<String> {
             .unwrap_or(false)
     };
     if flag("core.sparseCheckout") && flag("index.sparse") {
-        return vec![
-            "the checkout uses a sparse index (index.sparse=true), which commit-back's git \
-             library cannot read; run `git sparse-checkout init --cone --no-sparse-index` \
-             (or `git config index.sparse false`) in the step before commit-back"
-                .to_owned(),
-        ];
+        return vec![SPARSE_INDEX.to_owned()];
     }
     Vec::new()
 }
+
+const SPARSE_INDEX: &str = "the checkout uses a sparse index (index.sparse=true), which commit-back's \
+     git library cannot read; run `git sparse-checkout set --no-sparse-index` (it rewrites the \
+     index in full) in the step before commit-back";
 
 /// The decisions for one `add_all` pass, and the files claimed for the pack.
 pub(super) struct Stager {
@@ -77,19 +76,12 @@ pub(super) struct Stager {
     claimed: Vec<String>,
     /// Untracked nested repositories, staged as gitlinks (libgit2 cannot).
     gitlinks: Vec<(String, Oid, Stat)>,
-    /// Filtered files git would find unchanged: only their stat is
-    /// refreshed in the index, as `git add` refreshes it.
-    unchanged: Vec<(String, Stat)>,
+    /// Filtered files git would find unchanged: only their stat (and mode)
+    /// is refreshed in the index, as `git add` refreshes it.
+    unchanged: Vec<(PathBuf, Stat)>,
+    /// Paths `add_all` would stage (true) or remove (false) through libgit2.
+    by_libgit2: Vec<(PathBuf, bool)>,
     refusals: Vec<String>,
-}
-
-/// What [`Stager::pick`] decided for one path.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Pick {
-    /// `add_all` stages it (or removes it, when it is gone).
-    Libgit2,
-    /// Left alone: claimed for the pack, unchanged to git, or refused.
-    Skip,
 }
 
 impl Stager {
@@ -98,7 +90,13 @@ impl Stager {
         let global_attributes = global_attributes(repo);
         let mut in_index = HashSet::new();
         let mut hidden = HashSet::new();
+        let mut refusals = Vec::new();
         for entry in index.iter() {
+            // A sparse directory entry: the index on disk is sparse whatever
+            // the configuration says now.
+            if entry.mode == 0o040000 && refusals.is_empty() {
+                refusals.push(SPARSE_INDEX.to_owned());
+            }
             if entry.flags & ASSUME_UNCHANGED != 0 || entry.flags_extended & SKIP_WORKTREE != 0 {
                 hidden.insert(entry.path.clone());
             }
@@ -115,73 +113,81 @@ impl Stager {
             claimed: Vec::new(),
             gitlinks: Vec::new(),
             unchanged: Vec::new(),
-            refusals: Vec::new(),
+            by_libgit2: Vec::new(),
+            refusals,
         }
     }
 
-    /// Called by `add_all` for each changed path in FILES (UTF-8 names;
-    /// others stay with libgit2, unfiltered names being all they can be here
-    /// since attributes are matched on UTF-8 patterns).
-    pub(super) fn pick(&mut self, repo: &Repository, workdir: &Path, path: &str) -> Pick {
-        if self.hidden.contains(path.as_bytes()) {
-            return Pick::Skip;
+    /// Called by `add_all` for each changed path in FILES. Only decides and
+    /// records: nothing is written until every path has been seen without
+    /// a refusal ([`Stager::stage`]), so a refused run writes nothing at all.
+    /// Names that are not UTF-8 get every check; only the pack skips them.
+    pub(super) fn pick(&mut self, repo: &Repository, workdir: &Path, path: &Path) {
+        use std::os::unix::ffi::OsStrExt as _;
+        if self.hidden.contains(path.as_os_str().as_bytes()) {
+            return;
         }
-        let meta = workdir.join(path).symlink_metadata().ok();
-        let Some(meta) = meta else {
-            // Gone from the working tree: the deletion is libgit2's.
-            return self.unless_refused(Pick::Libgit2);
+        let name = path.to_string_lossy();
+        let tracked = || {
+            repo.index()
+                .ok()
+                .is_some_and(|i| i.get_path(path, 0).is_some())
         };
-        if let Some(why) = self.sparse.refuses(repo, path) {
+        // git never updates a tracked path outside the sparse definition,
+        // changed or deleted, even once its skip-worktree bit is gone.
+        if self.sparse.outside(&name) == Some(true) && tracked() {
+            return;
+        }
+        let Some(meta) = workdir.join(path).symlink_metadata().ok() else {
+            // Gone from the working tree: libgit2 removes it.
+            self.by_libgit2.push((path.to_path_buf(), false));
+            return;
+        };
+        if self.sparse.is_on()
+            && !tracked()
+            && let Some(why) = self.sparse.refuses(&name)
+        {
             self.refusals.push(why);
-            return Pick::Skip;
+            return;
         }
         if meta.is_dir() {
             // libgit2 lists an untracked nested repository as `dir/`.
-            return match embedded_repository(workdir, path) {
+            match embedded_repository(workdir, &name) {
                 Some(Ok(head)) => {
-                    let path = path.trim_end_matches('/').to_owned();
-                    self.gitlinks.push((path, head, Stat::of(&meta)));
-                    Pick::Skip
+                    let link = name.trim_end_matches('/').to_owned();
+                    self.gitlinks.push((link, head, Stat::of(&meta)));
                 }
-                Some(Err(why)) => {
-                    self.refusals.push(why);
-                    Pick::Skip
-                }
-                None => self.unless_refused(Pick::Libgit2),
-            };
+                Some(Err(why)) => self.refusals.push(why),
+                // A tracked file or link that became a directory: its entry
+                // goes (the files inside are listed on their own).
+                None => self
+                    .by_libgit2
+                    .push((path.to_path_buf(), name.ends_with('/'))),
+            }
+            return;
         }
         if !meta.file_type().is_file() {
-            return self.unless_refused(Pick::Libgit2);
+            self.by_libgit2.push((path.to_path_buf(), true));
+            return;
         }
-        if self.global_attributes || self.attributes.may_apply(workdir, path) {
+        let utf8 = path.to_str();
+        let may_apply = match utf8 {
+            Some(p) => self.attributes.may_apply(workdir, p),
+            None => true, // rare: ask libgit2 rather than guess
+        };
+        if self.global_attributes || may_apply {
             match external_conversion(repo, workdir, path) {
-                Conversion::None => return self.unless_refused(Pick::Libgit2),
+                Conversion::None => self.by_libgit2.push((path.to_path_buf(), true)),
                 Conversion::Unchanged => {
-                    self.unchanged.push((path.to_owned(), Stat::of(&meta)));
-                    return Pick::Skip;
+                    self.unchanged.push((path.to_path_buf(), Stat::of(&meta)));
                 }
-                Conversion::Refused(why) => {
-                    self.refusals.push(why);
-                    return Pick::Skip;
-                }
+                Conversion::Refused(why) => self.refusals.push(why),
             }
+            return;
         }
-        if !self.refusals.is_empty() {
-            return Pick::Skip;
-        }
-        if self.fast {
-            self.claimed.push(path.to_owned());
-            return Pick::Skip;
-        }
-        Pick::Libgit2
-    }
-
-    /// Once the run is refused nothing more is written.
-    fn unless_refused(&self, pick: Pick) -> Pick {
-        if self.refusals.is_empty() {
-            pick
-        } else {
-            Pick::Skip
+        match utf8 {
+            Some(p) if self.fast => self.claimed.push(p.to_owned()),
+            _ => self.by_libgit2.push((path.to_path_buf(), true)),
         }
     }
 
@@ -190,14 +196,37 @@ impl Stager {
         std::mem::take(&mut self.refusals)
     }
 
-    /// Writes the claimed files as one pack and stages them, as
-    /// `git_index_add_bypath` would.
+    /// Stages what [`Stager::pick`] recorded: paths for libgit2 as
+    /// `add_all` would (add or remove by path), refreshed entries, gitlinks,
+    /// and the claimed files written as one pack, as `git_index_add_bypath`
+    /// would stage them.
     pub(super) fn stage(self, repo: &Repository, index: &mut Index) -> Result<()> {
-        for (path, stat) in &self.unchanged {
-            if let Some(entry) = index.get_path(Path::new(path), 0) {
+        let config = repo.config()?;
+        let modes = ModeRules {
+            trust_executable_bit: config.get_bool("core.fileMode").unwrap_or(true),
+            has_symlinks: config.get_bool("core.symlinks").unwrap_or(true),
+        };
+        for (path, exists) in &self.by_libgit2 {
+            let shown = path.display();
+            if *exists {
                 index
-                    .add(&stat.entry(path, entry.id, entry.mode))
-                    .with_context(|| format!("refreshing {path}"))?;
+                    .add_path(path)
+                    .with_context(|| format!("staging {shown}"))?;
+            } else {
+                index
+                    .remove_path(path)
+                    .with_context(|| format!("staging the deletion of {shown}"))?;
+            }
+        }
+        for (path, stat) in &self.unchanged {
+            if let Some(entry) = index.get_path(path, 0) {
+                let name = path.to_string_lossy();
+                let mode = modes.of_regular_file(stat.mode, Some(entry.mode));
+                let mut refreshed = stat.entry(&name, entry.id, mode);
+                refreshed.path = entry.path;
+                index
+                    .add(&refreshed)
+                    .with_context(|| format!("refreshing {name}"))?;
             }
         }
         for (path, head, stat) in &self.gitlinks {
@@ -229,11 +258,6 @@ impl Stager {
             writer.commit().context("writing the pack of new files")?;
         }
 
-        let config = repo.config()?;
-        let modes = ModeRules {
-            trust_executable_bit: config.get_bool("core.fileMode").unwrap_or(true),
-            has_symlinks: config.get_bool("core.symlinks").unwrap_or(true),
-        };
         for (path, blob) in self.claimed.iter().zip(blobs) {
             if !odb.exists(blob.id) {
                 bail!("{path}: the pack written for it does not hold its content");
@@ -299,9 +323,10 @@ enum Conversion {
     Refused(String),
 }
 
-fn external_conversion(repo: &Repository, workdir: &Path, path: &str) -> Conversion {
+fn external_conversion(repo: &Repository, workdir: &Path, file: &Path) -> Conversion {
+    let path = file.to_string_lossy();
     let attr = |name: &str| {
-        repo.get_attr(Path::new(path), name, AttrCheckFlags::FILE_THEN_INDEX)
+        repo.get_attr(file, name, AttrCheckFlags::FILE_THEN_INDEX)
             .ok()
             .flatten()
             .and_then(|v| match AttrValue::from_string(Some(v)) {
@@ -310,13 +335,13 @@ fn external_conversion(repo: &Repository, workdir: &Path, path: &str) -> Convers
             })
     };
     if let Some(driver) = attr("filter") {
-        if driver == "lfs" && lfs_pointer_unchanged(repo, workdir, path).unwrap_or(false) {
+        if driver == "lfs" && lfs_pointer_unchanged(repo, workdir, file).unwrap_or(false) {
             return Conversion::Unchanged;
         }
         let known = repo
             .index()
             .ok()
-            .is_some_and(|i| i.get_path(Path::new(path), 0).is_some());
+            .is_some_and(|i| i.get_path(file, 0).is_some());
         let lfs = if driver == "lfs" {
             " (Git LFS is not supported yet)"
         } else {
@@ -354,10 +379,10 @@ fn external_conversion(repo: &Repository, workdir: &Path, path: &str) -> Convers
 
 /// Whether git-lfs's clean filter would turn the file into the very pointer
 /// the index holds (the file was smudged, then only touched).
-fn lfs_pointer_unchanged(repo: &Repository, workdir: &Path, path: &str) -> Result<bool> {
+fn lfs_pointer_unchanged(repo: &Repository, workdir: &Path, path: &Path) -> Result<bool> {
     use sha2::{Digest as _, Sha256};
     let index = repo.index()?;
-    let Some(entry) = index.get_path(Path::new(path), 0) else {
+    let Some(entry) = index.get_path(path, 0) else {
         return Ok(false);
     };
     let mut file = File::open(workdir.join(path))?;
@@ -442,19 +467,22 @@ impl Sparse {
         Some(Sparse::Cone { recursive, parents })
     }
 
-    /// Why `path`, about to be staged, is refused; tracked paths are never
-    /// refused (entries outside the definition are skip-worktree).
-    fn refuses(&self, repo: &Repository, path: &str) -> Option<String> {
-        if matches!(self, Sparse::Off) {
-            return None;
+    fn is_on(&self) -> bool {
+        !matches!(self, Sparse::Off)
+    }
+
+    /// Whether `path` is outside the definition; None where that is not
+    /// known (non-cone patterns).
+    fn outside(&self, path: &str) -> Option<bool> {
+        match self {
+            Sparse::Off => Some(false),
+            Sparse::Cone { .. } => Some(!self.includes(path)),
+            Sparse::Patterns => None,
         }
-        let tracked = repo
-            .index()
-            .ok()
-            .is_some_and(|i| i.get_path(Path::new(path), 0).is_some());
-        if tracked {
-            return None;
-        }
+    }
+
+    /// Why `path`, a new file about to be staged, is refused.
+    fn refuses(&self, path: &str) -> Option<String> {
         match self {
             Sparse::Off => None,
             Sparse::Cone { .. } => {

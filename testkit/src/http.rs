@@ -23,6 +23,7 @@ use std::time::Duration;
 /// Status 2: serve the request, but cut the answer off halfway (truncated).
 /// Status 3: read the request's head, then stop reading its body and never
 /// answer (a server that stalls an upload; dropped after 30 s like status 0).
+/// Status 301-308: a redirect to `body` (the Location).
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
@@ -407,6 +408,9 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
                     "WWW-Authenticate".into(),
                     "Basic realm=\"Bitbucket.org HTTP\"".into(),
                 ));
+            }
+            if (301..=308).contains(&a.status) {
+                headers.push(("Location".into(), a.body.clone()));
             }
             respond(&mut out, a.status, &headers, a.body.as_bytes())?;
             let _ = out.shutdown(Shutdown::Both);

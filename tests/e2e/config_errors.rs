@@ -146,7 +146,7 @@ fn remote_url_userinfo() {
     let run = f.run(&[("REMOTE_URL", &format!("http://jdoe@{port_and_path}"))]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.report["remote"], url);
-    assert!(!run.stdout.contains("jdoe@") && run.stderr.contains("names the user 'jdoe'"));
+    assert!(!run.stdout.contains("jdoe@") && run.stderr.contains("names a user before '@'"));
     let run = f.run(&[(
         "REMOTE_URL",
         &format!("http://x-token-auth@{port_and_path}"),

@@ -505,3 +505,33 @@ fn untrusted_certificate_is_refused_and_the_commit_kept() {
     assert!(f.server.requests().is_empty(), "nothing reached the server");
     run.assert_secret_absent(TOKEN, &f.clone);
 }
+
+/// A redirect to another origin is not followed: the credential (and the
+/// push) never reach the other server, and nothing lands.
+#[test]
+fn a_redirect_to_another_origin_is_not_followed() {
+    let f = Fixture::new(Some(50));
+    let elsewhere = testkit::GitHttpServer::start(&f.world.root());
+    elsewhere.account("x-token-auth", TOKEN, "token-user");
+    let before = f.upstream_tip();
+    f.server.answer_next_for(
+        "info/refs",
+        vec![testkit::Answer {
+            status: 302,
+            body: format!(
+                "{}/info/refs?service=git-receive-pack",
+                elsewhere.url("ws/repo.git")
+            ),
+        }],
+    );
+    f.write("dist/ids.json", "[1]\n");
+    let run = f.run(&[("RETRIES", "0")]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(
+        elsewhere.requests().is_empty(),
+        "followed to another origin: {:?}",
+        elsewhere.requests()
+    );
+    assert_eq!(f.upstream_tip(), before);
+    assert!(!run.report["recovery"].is_null(), "the commit is kept");
+}

@@ -121,6 +121,7 @@ impl Case {
         let head_before = head(&dir);
         let index_before = std::fs::read(git_path(&dir, "index")).unwrap_or_default();
         let tree_before = working_tree(&dir);
+        let objects_before = testkit::walk(&git_path(&dir, "objects"));
         let upstream_before = git(&bare, &["rev-parse", "main"]);
         let fixture = Fixture {
             world,
@@ -151,6 +152,11 @@ impl Case {
                 "the index changed\n{said}"
             );
             assert!(working_tree(&dir) == tree_before, "files changed\n{said}");
+            assert_eq!(
+                testkit::walk(&git_path(&dir, "objects")),
+                objects_before,
+                "objects were written\n{said}"
+            );
             assert_eq!(git(&fixture.bare, &["rev-parse", "main"]), upstream_before);
         };
         if let Some(why) = self.refusal {
@@ -487,6 +493,16 @@ fn sparse_nested_cone_with_unusual_names() {
 }
 
 #[test]
+fn sparse_tracked_file_outside_without_its_skip_worktree_bit() {
+    case(
+        SPARSE_BASE,
+        "git sparse-checkout set app; mkdir -p docs; echo x > docs/d; \
+         git update-index --no-skip-worktree docs/d; echo n > app/new",
+    )
+    .check();
+}
+
+#[test]
 fn sparse_non_cone() {
     case(
         SPARSE_BASE,
@@ -678,6 +694,25 @@ fn lfs_file_smudged_and_touched_is_unchanged() {
         &format!("{LFS}; echo '*.bin filter=lfs -text' > .gitattributes; seq 1 1000 > big.bin"),
         &format!("{LFS}; seq 1 1000 > big.bin; touch -m -d @1000000000 big.bin; echo n > new.txt"),
     )
+    .check();
+}
+
+#[test]
+fn lfs_file_whose_mode_changed() {
+    case(
+        &format!("{LFS}; echo '*.bin filter=lfs -text' > .gitattributes; seq 1 1000 > big.bin"),
+        &format!("{LFS}; seq 1 1000 > big.bin; chmod +x big.bin"),
+    )
+    .check();
+}
+
+#[test]
+fn filter_on_a_name_that_is_not_utf8() {
+    case(
+        "mkdir secrets; printf '* filter=git-crypt\\n' > secrets/.gitattributes; echo k > secrets/keep",
+        "printf x > \"secrets/$(printf 'caf\\351').env\"",
+    )
+    .refused("filter=git-crypt")
     .check();
 }
 
