@@ -337,7 +337,7 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
             ("The repository or the push is over a Bitbucket size limit.".into(), what.into())
         }
         NonFastForward => (
-            format!("'{branch}' kept moving: the push lost every race."),
+            format!("'{branch}' kept moving and the retries ran out."),
             "Other pushes updated the branch between each fetch and push, and the retries ran out.".into(),
         ),
         RebaseConflict => (
@@ -350,7 +350,7 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
         Network => (
             "The git server could not be reached reliably.".into(),
             format!(
-                "The connection failed or timed out{}. Every attempt allowed by RETRIES (with backoff) failed the same way.",
+                "The connection failed or timed out{}, and the attempts allowed by RETRIES (with backoff) ran out.",
                 e.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
             ),
         ),

@@ -102,6 +102,19 @@ impl Blockage {
     }
 }
 
+/// One push attempt and how it ended (`attempt_outcomes`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    /// The artifact commit it pushed (a rebased copy after a race).
+    pub commit: String,
+    /// `accepted`, `answer_lost` (applied by the server, answer never
+    /// received), or the blockage kind it failed with.
+    pub outcome: String,
+    /// E.g. `HTTP 503`, or the first line of the network error.
+    pub detail: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Recovery {
     pub bundle: String,
@@ -132,6 +145,8 @@ pub struct Report {
     pub commit: Option<Commit>,
     pub tag: Option<String>,
     pub attempts: u32,
+    /// Each push attempt and its outcome, in order.
+    pub attempt_outcomes: Vec<Attempt>,
     pub blockage: Option<Blockage>,
     pub recovery: Option<Recovery>,
     pub pull_request: Option<PullRequest>,
@@ -156,6 +171,7 @@ impl Report {
             commit: None,
             tag: None,
             attempts: 0,
+            attempt_outcomes: Vec::new(),
             blockage: None,
             recovery: None,
             pull_request: None,

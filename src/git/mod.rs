@@ -361,6 +361,11 @@ impl Repo {
         Ok(RebaseOutcome::Rebased(oid))
     }
 
+    /// Whether `tip`'s history holds `commit` (or is it).
+    pub fn contains(&self, tip: Oid, commit: Oid) -> bool {
+        tip == commit || self.inner.graph_descendant_of(tip, commit).unwrap_or(false)
+    }
+
     pub fn files_between(&self, parent: Option<Oid>, commit: Oid) -> Result<Vec<String>> {
         let repo = &self.inner;
         let tree = repo.find_commit(commit)?.tree()?;

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod refused;
+mod verdict;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -148,6 +149,8 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
         log,
         report,
         tag_oid: None,
+        sent: Vec::new(),
+        closing_notes: Vec::new(),
     };
     match push.go() {
         Ok(()) => {}
@@ -187,6 +190,12 @@ struct Pusher<'a> {
     log: &'a Logger,
     report: Report,
     tag_oid: Option<git2::Oid>,
+    /// Every artifact commit a push was attempted with (the original and
+    /// each rebased copy): any of them may have landed unanswered.
+    sent: Vec<ArtifactCommit>,
+    /// Sentences added to the blockage's explanation (what the attempts
+    /// were, whether the push may have landed).
+    closing_notes: Vec<String>,
 }
 
 impl Pusher<'_> {
@@ -307,8 +316,12 @@ impl Pusher<'_> {
                 self.report.attempts
             ));
             log.debug(format!("refspecs: {refspecs:?}"));
+            if !self.sent.iter().any(|c| c.oid == current.oid) {
+                self.sent.push(current.clone());
+            }
             let evidence = match endpoint.push(repo, &refspecs) {
                 PushOutcome::Accepted(transcript) => {
+                    self.record_attempt(&current, None);
                     transcript.remote_lines.iter().for_each(|l| log.remote(l));
                     if config.remote.transport == Transport::Ssh
                         && let Some(e) = self.push_tag_separately(&endpoint)
@@ -325,8 +338,9 @@ impl Pusher<'_> {
             };
             evidence.remote_lines.iter().for_each(|l| log.remote(l));
             let kind = classify::kind_of(&evidence, config.credential.kind());
+            self.record_attempt(&current, Some((kind, &evidence)));
             if !kind.is_transient() || self.report.attempts > config.retries {
-                return self.refused(evidence, &current);
+                return self.verdict(&endpoint, evidence, &current);
             }
             let pause = backoff(self.report.attempts);
             log.info(format!(
@@ -346,10 +360,15 @@ impl Pusher<'_> {
                         .for_each(|l| log.remote(l));
                     if !classify::kind_of(&fetch_evidence, config.credential.kind()).is_transient()
                     {
-                        return self.refused(fetch_evidence, &current);
+                        return self.verdict(&endpoint, fetch_evidence, &current);
                     }
                 }
                 Ok(BranchTip::Missing) => {}
+                Ok(BranchTip::At(tip)) if self.landed_in(tip).is_some() => {
+                    // An earlier attempt landed though its answer was lost.
+                    let landed = self.landed_in(tip).expect("checked");
+                    return self.landed(&endpoint, landed);
+                }
                 Ok(BranchTip::At(tip)) => match repo.rebase(current.oid, tip)? {
                     RebaseOutcome::Rebased(new) => {
                         log.info(format!(
@@ -385,6 +404,7 @@ impl Pusher<'_> {
                             conflicts: files,
                             ..Default::default()
                         };
+                        // The fetched tip was just asked: none of ours is in it.
                         return self.refused(evidence, &current);
                     }
                 },

@@ -374,8 +374,11 @@ impl Pusher<'_> {
     }
 
     /// Logs the blockage (summary, explanation, remedies) and reports it.
-    fn show(&mut self, blockage: report::Blockage) {
+    fn show(&mut self, mut blockage: report::Blockage) {
         let log = self.log;
+        for note in self.closing_notes.drain(..) {
+            blockage.explanation = format!("{} {note}", blockage.explanation);
+        }
         self.report.status = Status::Blocked;
         self.report.summary = blockage.summary.clone();
         log.failure(&blockage.summary);

@@ -24,6 +24,9 @@ use std::time::Duration;
 /// Status 3: read the request's head, then stop reading its body and never
 /// answer (a server that stalls an upload; dropped after 30 s like status 0).
 /// Status 301-308: a redirect to `body` (the Location).
+/// Status 4: serve the request (a push is applied), then close without a
+/// byte of answer (the answer was lost).
+/// Status 5: serve the request as usual (lets a request through a queue).
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
@@ -346,10 +349,15 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             .next_answers_for
             .iter()
             .position(|(suffix, _)| req.path.ends_with(suffix.as_str()));
-        if let Some(i) = targeted {
-            Err(st.next_answers_for.remove(i).1)
+        let injected = if let Some(i) = targeted {
+            Some(st.next_answers_for.remove(i).1)
         } else if !st.next_answers.is_empty() {
-            Err(st.next_answers.remove(0))
+            Some(st.next_answers.remove(0))
+        } else {
+            None
+        };
+        if let Some(a) = injected.filter(|a| a.status != 5) {
+            Err(a)
         } else {
             match basic_credentials(&req.headers) {
                 Some((u, p)) => {
@@ -384,9 +392,10 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             status,
         });
     };
-    let (user, truncate) = match decision {
-        Ok(u) => (u, false),
-        Err(a) if a.status == 2 => ("fault-injected".to_string(), true),
+    let (user, truncate, lose) = match decision {
+        Ok(u) => (u, false, false),
+        Err(a) if a.status == 2 => ("fault-injected".to_string(), true, false),
+        Err(a) if a.status == 4 => ("fault-injected".to_string(), false, true),
         Err(a) if a.status == 1 => {
             record(1, None);
             let _ = out.shutdown(Shutdown::Both);
@@ -477,6 +486,10 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
         }
     }
     record(status, Some(user));
+    if lose {
+        let _ = out.shutdown(Shutdown::Both);
+        return Ok(());
+    }
     if truncate {
         // Announce the whole answer, send half of it, hang up.
         let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));

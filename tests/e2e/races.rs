@@ -5,7 +5,7 @@ use crate::{Fixture, write_file};
 use testkit::{PipeRun, git};
 
 /// Another developer pushes to main after the pipe's clone was made.
-fn upstream_commit(f: &Fixture, name: &str, rel: &str, content: &str) -> String {
+pub fn upstream_commit(f: &Fixture, name: &str, rel: &str, content: &str) -> String {
     let other = f
         .world
         .pipelines_clone(&f.bare, name, "main", None, "unused");

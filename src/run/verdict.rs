@@ -1,0 +1,215 @@
+//! The one place a failed push becomes a verdict: before anything but
+//! `pushed` is reported for a run that sent a push, the server is asked
+//! where the branch is. If any artifact commit this run pushed (the original
+//! or a rebased copy) is in that history, the push landed and only its
+//! answer was lost: the run reports `pushed`, writes no recovery files, and
+//! says which attempt lost its answer. If the server cannot be asked, the
+//! report says the push may have landed.
+//!
+//! Owns the attempt log (`attempt_outcomes` in the report) and the closing
+//! sentence that sums it up. Must never report a failure without asking
+//! when an answer may have been lost.
+
+use super::{Pusher, short};
+use crate::classify::Evidence;
+use crate::config::Transport;
+use crate::git::ArtifactCommit;
+use crate::git::remote::{BranchTip, Endpoint};
+use crate::report::{self, BlockageKind, Status};
+
+impl Pusher<'_> {
+    /// Logs one attempt: accepted (None) or failed with this kind.
+    pub(super) fn record_attempt(
+        &mut self,
+        commit: &ArtifactCommit,
+        failure: Option<(BlockageKind, &Evidence)>,
+    ) {
+        let (outcome, detail) = match failure {
+            None => ("accepted".to_owned(), None),
+            Some((kind, evidence)) => (kind_name(kind), detail_of(kind, evidence)),
+        };
+        self.report.attempt_outcomes.push(report::Attempt {
+            attempt: self.report.attempts,
+            commit: commit.oid.to_string(),
+            outcome,
+            detail,
+        });
+    }
+
+    /// The newest of this run's pushed commits that `tip` contains.
+    pub(super) fn landed_in(&self, tip: git2::Oid) -> Option<ArtifactCommit> {
+        self.sent
+            .iter()
+            .rev()
+            .find(|c| self.repo.contains(tip, c.oid))
+            .cloned()
+    }
+
+    /// The verdict for a push that failed for good (or ran out of retries).
+    pub(super) fn verdict(
+        &mut self,
+        endpoint: &Endpoint,
+        evidence: Evidence,
+        current: &ArtifactCommit,
+    ) -> anyhow::Result<()> {
+        // A push can only have landed unanswered if some attempt failed on
+        // the network without an HTTP answer (the connection dropped, an
+        // answer was cut or never came); a refusal or a 503 the server
+        // answered applied nothing.
+        let answer_may_be_lost = self.report.attempt_outcomes.iter().any(unanswered);
+        if answer_may_be_lost && !self.sent.is_empty() {
+            self.log.info(format!(
+                "Asking the server where {} is before reporting a failure.",
+                self.config.branch
+            ));
+            match endpoint.fetch_branch(self.repo, &self.config.branch) {
+                Ok(BranchTip::At(tip)) => {
+                    if let Some(landed) = self.landed_in(tip) {
+                        return self.landed(endpoint, landed);
+                    }
+                }
+                Ok(BranchTip::Missing) => {}
+                Err(e) => {
+                    let why = e
+                        .git_error
+                        .as_ref()
+                        .map(|g| g.message.lines().next().unwrap_or_default().to_owned())
+                        .unwrap_or_else(|| "no answer".into());
+                    self.closing_notes.push(format!(
+                        "The server could not be asked whether the push landed ({why}): the push may have landed; check {} before rerunning.",
+                        self.config.branch
+                    ));
+                }
+            }
+        }
+        if self.report.attempts > 1 {
+            self.closing_notes
+                .push(format!("{}.", self.attempts_summary()));
+        }
+        self.refused(evidence, current)
+    }
+
+    /// An artifact commit of this run is upstream: the run succeeded.
+    pub(super) fn landed(
+        &mut self,
+        endpoint: &Endpoint,
+        commit: ArtifactCommit,
+    ) -> anyhow::Result<()> {
+        // The attempt that lost its answer: of those that pushed this
+        // commit, the last network failure the server did not answer (a 503
+        // is an answer), else the last network failure, else the last one.
+        let oid = commit.oid.to_string();
+        let log = &mut self.report.attempt_outcomes;
+        let candidates: Vec<usize> = (0..log.len())
+            .filter(|&i| log[i].commit == oid && log[i].outcome != "accepted")
+            .collect();
+        let pick = candidates
+            .iter()
+            .rev()
+            .find(|&&i| unanswered(&log[i]))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .rev()
+                    .find(|&&i| log[i].outcome == "network")
+            })
+            .or(candidates.last())
+            .copied();
+        let lost_at = pick.map(|i| {
+            log[i].outcome = "answer_lost".into();
+            log[i].attempt
+        });
+        self.set_commit(&commit, commit.oid);
+        if self.repo.head_commit() != Some(commit.oid)
+            && let Err(e) = self.repo.advance_head(commit.oid)
+        {
+            self.log.warning(format!(
+                "{} is upstream, but the clone could not follow it: {e:#}",
+                short(commit.oid)
+            ));
+        }
+        if self.config.remote.transport == Transport::Ssh
+            && let Some(e) = self.push_tag_separately(endpoint)
+        {
+            return self.refused(e, &commit);
+        }
+        self.report.status = Status::Pushed;
+        self.report.summary = match lost_at {
+            Some(n) => format!(
+                "Pushed {} to {}: the server's answer to attempt {n} was lost, but {} holds the commit.",
+                short(commit.oid),
+                self.config.branch,
+                self.config.branch
+            ),
+            None => format!("Pushed {} to {}.", short(commit.oid), self.config.branch),
+        };
+        if self.report.attempts > 1 {
+            self.log.info(format!("{}.", self.attempts_summary()));
+        }
+        self.log.success(&self.report.summary);
+        Ok(())
+    }
+
+    /// "3 attempts: 2 failed on the network (HTTP 503), 1 lost its answer".
+    pub(super) fn attempts_summary(&self) -> String {
+        let mut groups: Vec<(String, usize)> = Vec::new();
+        for a in &self.report.attempt_outcomes {
+            let phrase = match (a.outcome.as_str(), &a.detail) {
+                ("accepted", _) => "was accepted".to_owned(),
+                ("answer_lost", _) => "lost its answer".to_owned(),
+                ("network", Some(d)) => format!("failed on the network ({d})"),
+                ("network", None) => "failed on the network".to_owned(),
+                ("non_fast_forward", _) => "lost a race".to_owned(),
+                (other, _) => format!("was refused ({other})"),
+            };
+            match groups.iter_mut().find(|(p, _)| *p == phrase) {
+                Some((_, n)) => *n += 1,
+                None => groups.push((phrase, 1)),
+            }
+        }
+        let n = self.report.attempt_outcomes.len();
+        let parts: Vec<String> = groups.iter().map(|(p, c)| format!("{c} {p}")).collect();
+        format!(
+            "{n} attempt{}: {}",
+            if n == 1 { "" } else { "s" },
+            parts.join(", ")
+        )
+    }
+}
+
+/// A network failure without an HTTP answer: the push may have been applied.
+fn unanswered(attempt: &report::Attempt) -> bool {
+    attempt.outcome == "network"
+        && !attempt
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("HTTP "))
+}
+
+fn kind_name(kind: BlockageKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+fn detail_of(kind: BlockageKind, evidence: &Evidence) -> Option<String> {
+    if let Some(status) = evidence.http_status {
+        return Some(format!("HTTP {status}"));
+    }
+    match kind {
+        BlockageKind::Network => evidence
+            .git_error
+            .as_ref()
+            .map(|g| {
+                g.message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|m| !m.is_empty()),
+        _ => None,
+    }
+}
