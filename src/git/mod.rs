@@ -362,8 +362,13 @@ impl Repo {
     }
 
     /// Whether `tip`'s history holds `commit` (or is it).
-    pub fn contains(&self, tip: Oid, commit: Oid) -> bool {
-        tip == commit || self.inner.graph_descendant_of(tip, commit).unwrap_or(false)
+    pub fn contains(&self, tip: Oid, commit: Oid) -> Result<bool> {
+        if tip == commit {
+            return Ok(true);
+        }
+        self.inner
+            .graph_descendant_of(tip, commit)
+            .context("walking the fetched history")
     }
 
     pub fn files_between(&self, parent: Option<Oid>, commit: Oid) -> Result<Vec<String>> {

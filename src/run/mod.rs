@@ -364,9 +364,9 @@ impl Pusher<'_> {
                     }
                 }
                 Ok(BranchTip::Missing) => {}
-                Ok(BranchTip::At(tip)) if self.landed_in(tip).is_some() => {
+                Ok(BranchTip::At(tip)) if matches!(self.landed_in(tip), Ok(Some(_))) => {
                     // An earlier attempt landed though its answer was lost.
-                    let landed = self.landed_in(tip).expect("checked");
+                    let landed = self.landed_in(tip)?.expect("checked");
                     return self.landed(&endpoint, landed);
                 }
                 Ok(BranchTip::At(tip)) => match repo.rebase(current.oid, tip)? {

@@ -36,13 +36,15 @@ impl Pusher<'_> {
         });
     }
 
-    /// The newest of this run's pushed commits that `tip` contains.
-    pub(super) fn landed_in(&self, tip: git2::Oid) -> Option<ArtifactCommit> {
-        self.sent
-            .iter()
-            .rev()
-            .find(|c| self.repo.contains(tip, c.oid))
-            .cloned()
+    /// The newest of this run's pushed commits that `tip` contains; an
+    /// error when the history cannot be walked (the answer stays open).
+    pub(super) fn landed_in(&self, tip: git2::Oid) -> anyhow::Result<Option<ArtifactCommit>> {
+        for c in self.sent.iter().rev() {
+            if self.repo.contains(tip, c.oid)? {
+                return Ok(Some(c.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// The verdict for a push that failed for good (or ran out of retries).
@@ -62,24 +64,40 @@ impl Pusher<'_> {
                 "Asking the server where {} is before reporting a failure.",
                 self.config.branch
             ));
-            match endpoint.fetch_branch(self.repo, &self.config.branch) {
-                Ok(BranchTip::At(tip)) => {
-                    if let Some(landed) = self.landed_in(tip) {
-                        return self.landed(endpoint, landed);
+            // The network just failed: ask a few times, with backoff.
+            let mut unknown = None;
+            for ask in 1..=ASKS {
+                match endpoint.fetch_branch(self.repo, &self.config.branch) {
+                    Ok(BranchTip::At(tip)) => {
+                        match self.landed_in(tip) {
+                            Ok(Some(landed)) => return self.landed(endpoint, landed),
+                            Ok(None) => unknown = None,
+                            Err(e) => unknown = Some(format!("{e:#}")),
+                        }
+                        break;
+                    }
+                    Ok(BranchTip::Missing) => {
+                        unknown = None;
+                        break;
+                    }
+                    Err(e) => {
+                        unknown = Some(
+                            e.git_error
+                                .as_ref()
+                                .map(|g| g.message.lines().next().unwrap_or_default().to_owned())
+                                .unwrap_or_else(|| "no answer".into()),
+                        );
+                        if ask < ASKS {
+                            std::thread::sleep(super::backoff(ask));
+                        }
                     }
                 }
-                Ok(BranchTip::Missing) => {}
-                Err(e) => {
-                    let why = e
-                        .git_error
-                        .as_ref()
-                        .map(|g| g.message.lines().next().unwrap_or_default().to_owned())
-                        .unwrap_or_else(|| "no answer".into());
-                    self.closing_notes.push(format!(
-                        "The server could not be asked whether the push landed ({why}): the push may have landed; check {} before rerunning.",
-                        self.config.branch
-                    ));
-                }
+            }
+            if let Some(why) = unknown {
+                self.closing_notes.push(format!(
+                    "The server could not be asked whether the push landed ({why}): the push may have landed; check {} before rerunning.",
+                    self.config.branch
+                ));
             }
         }
         if self.report.attempts > 1 {
@@ -97,23 +115,19 @@ impl Pusher<'_> {
     ) -> anyhow::Result<()> {
         // The attempt that lost its answer: of those that pushed this
         // commit, the last network failure the server did not answer (a 503
-        // is an answer), else the last network failure, else the last one.
+        // is an answer).
         let oid = commit.oid.to_string();
         let log = &mut self.report.attempt_outcomes;
         let candidates: Vec<usize> = (0..log.len())
             .filter(|&i| log[i].commit == oid && log[i].outcome != "accepted")
             .collect();
+        // Only an attempt the server may not have answered is named; when
+        // none was (the branch holds a commit whose push was refused as a
+        // race), no attempt is labelled.
         let pick = candidates
             .iter()
             .rev()
             .find(|&&i| unanswered(&log[i]))
-            .or_else(|| {
-                candidates
-                    .iter()
-                    .rev()
-                    .find(|&&i| log[i].outcome == "network")
-            })
-            .or(candidates.last())
             .copied();
         let lost_at = pick.map(|i| {
             log[i].outcome = "answer_lost".into();
@@ -177,13 +191,19 @@ impl Pusher<'_> {
     }
 }
 
-/// A network failure without an HTTP answer: the push may have been applied.
+/// Times the server is asked where the branch is before the answer is
+/// left open.
+const ASKS: u32 = 3;
+
+/// A network failure the server itself did not answer (the connection
+/// dropped, an answer was cut or never came), or a gateway's 502/504 (a
+/// proxy may have forwarded the push): the push may have been applied.
 fn unanswered(attempt: &report::Attempt) -> bool {
     attempt.outcome == "network"
-        && !attempt
-            .detail
-            .as_deref()
-            .is_some_and(|d| d.starts_with("HTTP "))
+        && match attempt.detail.as_deref() {
+            Some(d) if d.starts_with("HTTP ") => matches!(d, "HTTP 502" | "HTTP 504"),
+            _ => true,
+        }
 }
 
 fn kind_name(kind: BlockageKind) -> String {

@@ -136,17 +136,42 @@ fn lost_answer_then_someone_else_commits_on_top() {
     assert_eq!(outcomes(&run)[0], "answer_lost");
 }
 
+/// Before rebasing after a race, a commit of ours already upstream is found:
+/// no replay, no duplicate.
+#[test]
+fn lost_answer_found_before_rebasing() {
+    let f = Fixture::new(Some(50));
+    f.world.hook(
+        &f.bare,
+        "post-receive",
+        "#!/bin/sh\n[ -e other-done ] && exit 0\ntouch other-done\nread old new ref\n\
+         c=$(echo 'someone else' | GIT_AUTHOR_NAME=o GIT_AUTHOR_EMAIL=o@x GIT_COMMITTER_NAME=o \
+         GIT_COMMITTER_EMAIL=o@x git commit-tree \"$new^{tree}\" -p \"$new\")\n\
+         git update-ref refs/heads/main \"$c\"\n",
+    );
+    f.server.answer_next_for("git-receive-pack", vec![lost()]);
+    f.write("dist/ids.json", "[6]\n");
+    let run = f.run(&[("RETRIES", "3")]);
+    assert_pushed_once(&f, &run);
+    assert!(!run.stderr.contains("replayed"), "{}", run.stderr);
+    assert_eq!(outcomes(&run), ["answer_lost", "non_fast_forward"]);
+}
+
 #[test]
 fn a_server_that_cannot_be_asked_leaves_the_verdict_open() {
     let f = Fixture::new(Some(50));
-    // Every request after the first push fails: the push may have landed.
+    // The push is applied and its answer lost; every request after it
+    // fails, so whether it landed cannot be known.
+    f.server.answer_next_for("git-receive-pack", vec![lost()]);
     f.server
-        .answer_next_for("git-receive-pack", vec![answer(1)]);
-    f.server
-        .answer_next_for("info/refs", vec![pass(), answer(1), answer(1)]);
+        .answer_next_for("info/refs", [vec![pass()], vec![answer(1); 8]].concat());
     f.write("dist/ids.json", "[5]\n");
     let run = f.run(&[("RETRIES", "1")]);
     assert_eq!(run.code, 9, "{}", run.stderr);
+    assert_eq!(
+        f.upstream_tip(),
+        run.report["commit"]["sha"].as_str().unwrap()
+    );
     let explanation = run.report["blockage"]["explanation"].as_str().unwrap();
     assert!(
         explanation.contains("the push may have landed; check main before rerunning"),
@@ -191,6 +216,7 @@ fn pipes_among_faults_land_exactly_once_and_say_so() {
         for (i, r) in runs.iter().enumerate() {
             assert_eq!(r.code, 0, "round {round} pipe {i}: {}", r.stderr);
             assert_eq!(r.status(), "pushed");
+            assert!(r.report["recovery"].is_null());
             let sha = r.report["commit"]["sha"].as_str().unwrap();
             assert_eq!(
                 git(&f.bare, &["merge-base", "--is-ancestor", sha, "main"]),
@@ -199,6 +225,14 @@ fn pipes_among_faults_land_exactly_once_and_say_so() {
             );
         }
     }
+    // The faults were met: every round's first push was applied unanswered.
+    let lost_served = f
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.user.as_deref() == Some("fault-injected"))
+        .count();
+    assert!(lost_served >= rounds, "{lost_served} lost answers served");
     let log = git(&f.bare, &["log", "--format=%s", "main"]);
     assert_eq!(
         log.matches("Update build artifacts").count(),
