@@ -181,8 +181,9 @@ fn a_server_that_cannot_be_asked_leaves_the_verdict_open() {
 }
 
 /// Several pipes, several rounds, against a server that answers 503, loses
-/// answers after applying pushes and lets other commits land: every
-/// artifact is upstream exactly once and every report agrees with the server.
+/// answers after applying pushes, stops reading an upload (cut off after
+/// NETWORK_TIMEOUT) and lets other commits land: every artifact is upstream
+/// exactly once and every report agrees with the server.
 #[test]
 fn pipes_among_faults_land_exactly_once_and_say_so() {
     let f = Fixture::new(Some(50));
@@ -191,7 +192,15 @@ fn pipes_among_faults_land_exactly_once_and_say_so() {
         // A mix of faults for whichever pushes come next.
         f.server.answer_next_for(
             "git-receive-pack",
-            vec![lost(), answer(503), lost(), pass(), lost(), answer(503)],
+            vec![
+                lost(),
+                answer(503),
+                answer(3), // reads the request's head, then stalls the upload
+                lost(),
+                pass(),
+                lost(),
+                answer(503),
+            ],
         );
         if round == 1 {
             crate::races::upstream_commit(&f, "other", "other/change.txt", "theirs\n");
@@ -209,7 +218,7 @@ fn pipes_among_faults_land_exactly_once_and_say_so() {
         let runs: Vec<PipeRun> = std::thread::scope(|s| {
             let handles: Vec<_> = clones
                 .iter()
-                .map(|c| s.spawn(|| f.run_in(c, &[("RETRIES", "10")])))
+                .map(|c| s.spawn(|| f.run_in(c, &[("RETRIES", "10"), ("NETWORK_TIMEOUT", "2")])))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
