@@ -1,6 +1,7 @@
 //! The one place a failed push becomes a verdict: before anything but
-//! `pushed` is reported for a run that sent a push, the server is asked
-//! where the branch is. If any artifact commit this run pushed (the original
+//! `pushed` is reported for a run in which an attempt may have been applied
+//! without an answer (no HTTP answer, or a gateway's 502/504), the server is
+//! asked where the branch is. If any artifact commit this run pushed (the original
 //! or a rebased copy) is in that history, the push landed and only its
 //! answer was lost: the run reports `pushed`, writes no recovery files, and
 //! says which attempt lost its answer. If the server cannot be asked, the
