@@ -330,15 +330,7 @@ impl Repo {
             .cherrypick_commit(&ours, &base_commit, 0, None)
             .context("replaying the artifact commit")?;
         if index.has_conflicts() {
-            let mut files: Vec<String> = index
-                .conflicts()?
-                .filter_map(|c| c.ok())
-                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
-                .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-                .collect();
-            files.sort();
-            files.dedup();
-            return Ok(RebaseOutcome::Conflict(files));
+            return Ok(RebaseOutcome::Conflict(conflicted_files(&index)?));
         }
         let tree_oid = index.write_tree_to(repo)?;
         if tree_oid == base_commit.tree_id() {
@@ -388,16 +380,7 @@ impl Repo {
 /// The refusal for an index with unmerged entries (`git commit` refuses it;
 /// `git add` would stage the conflict markers).
 fn unmerged(index: &git2::Index) -> String {
-    let mut files: Vec<String> = index
-        .conflicts()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.ok())
-        .filter_map(|c| c.our.or(c.their).or(c.ancestor))
-        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-        .collect();
-    files.sort();
-    files.dedup();
+    let files = conflicted_files(index).unwrap_or_default();
     let shown: Vec<&str> = files.iter().take(10).map(String::as_str).collect();
     format!(
         "the index has unmerged entries ({}{}): a merge or rebase was left unfinished, and \
@@ -405,6 +388,19 @@ fn unmerged(index: &git2::Index) -> String {
         shown.join(", "),
         if files.len() > 10 { ", …" } else { "" }
     )
+}
+
+/// The paths in conflict in `index`, sorted, each once.
+fn conflicted_files(index: &git2::Index) -> Result<Vec<String>> {
+    let mut files: Vec<String> = index
+        .conflicts()?
+        .filter_map(|c| c.ok())
+        .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
 }
 
 fn changed_files(

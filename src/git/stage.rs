@@ -45,14 +45,7 @@ const SKIP_WORKTREE: u16 = 1 << 14;
 /// Why the index cannot be staged as git would, found before anything is
 /// written: the run refuses with these (one FILES error each).
 pub(super) fn refusals_before_staging(repo: &Repository) -> Vec<String> {
-    let config = repo.config().ok();
-    let flag = |key: &str| {
-        config
-            .as_ref()
-            .and_then(|c| c.get_bool(key).ok())
-            .unwrap_or(false)
-    };
-    if flag("core.sparseCheckout") && flag("index.sparse") {
+    if config_flag(repo, "core.sparseCheckout") && config_flag(repo, "index.sparse") {
         return vec![SPARSE_INDEX.to_owned()];
     }
     Vec::new()
@@ -128,14 +121,15 @@ impl Stager {
             return;
         }
         let name = path.to_string_lossy();
-        let tracked = || {
-            repo.index()
+        // Only a sparse checkout needs to know (one index lookup).
+        let tracked = self.sparse.is_on()
+            && repo
+                .index()
                 .ok()
-                .is_some_and(|i| i.get_path(path, 0).is_some())
-        };
+                .is_some_and(|i| i.get_path(path, 0).is_some());
         // git never updates a tracked path outside the sparse definition,
         // changed or deleted, even once its skip-worktree bit is gone.
-        if self.sparse.outside(&name) == Some(true) && tracked() {
+        if self.sparse.outside(&name) == Some(true) && tracked {
             return;
         }
         let Some(meta) = workdir.join(path).symlink_metadata().ok() else {
@@ -144,7 +138,7 @@ impl Stager {
             return;
         };
         if self.sparse.is_on()
-            && !tracked()
+            && !tracked
             && let Some(why) = self.sparse.refuses(&name)
         {
             self.refusals.push(why);
@@ -416,13 +410,7 @@ enum Sparse {
 
 impl Sparse {
     fn of(repo: &Repository) -> Sparse {
-        let config = repo.config().ok();
-        let flag = |key: &str| {
-            config
-                .as_ref()
-                .and_then(|c| c.get_bool(key).ok())
-                .unwrap_or(false)
-        };
+        let flag = |key: &str| config_flag(repo, key);
         if !flag("core.sparseCheckout") {
             return Sparse::Off;
         }
@@ -577,6 +565,11 @@ impl AttributeFiles {
         self.by_dir.insert(dir.to_owned(), result);
         result
     }
+}
+
+/// A boolean from git's configuration; unset or unreadable is false.
+fn config_flag(repo: &Repository, key: &str) -> bool {
+    repo.config().and_then(|c| c.get_bool(key)).unwrap_or(false)
 }
 
 fn autocrlf(repo: &Repository) -> bool {

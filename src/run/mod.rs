@@ -352,7 +352,14 @@ impl Pusher<'_> {
             if kind != BlockageKind::NonFastForward {
                 continue;
             }
-            match endpoint.fetch_branch(repo, &config.branch) {
+            let fetched = endpoint.fetch_branch(repo, &config.branch);
+            if let Ok(BranchTip::At(tip)) = &fetched
+                && let Ok(Some(landed)) = self.landed_in(*tip)
+            {
+                // An earlier attempt landed though its answer was lost.
+                return self.landed(&endpoint, landed);
+            }
+            match fetched {
                 Err(fetch_evidence) => {
                     fetch_evidence
                         .remote_lines
@@ -364,11 +371,6 @@ impl Pusher<'_> {
                     }
                 }
                 Ok(BranchTip::Missing) => {}
-                Ok(BranchTip::At(tip)) if matches!(self.landed_in(tip), Ok(Some(_))) => {
-                    // An earlier attempt landed though its answer was lost.
-                    let landed = self.landed_in(tip)?.expect("checked");
-                    return self.landed(&endpoint, landed);
-                }
                 Ok(BranchTip::At(tip)) => match repo.rebase(current.oid, tip)? {
                     RebaseOutcome::Rebased(new) => {
                         log.info(format!(

@@ -110,11 +110,9 @@ fn lost_answer_then_503s() {
     assert_eq!(outcomes(&run)[0], "answer_lost");
 }
 
-#[test]
-fn lost_answer_then_someone_else_commits_on_top() {
-    let f = Fixture::new(Some(50));
-    // Right after our push is applied (and its answer lost), another pipe
-    // lands a commit on top of it.
+/// Right after the first push is applied (and its answer lost), another
+/// pipe lands a commit on top of it.
+fn someone_else_commits_on_top_of_the_first_push(f: &Fixture) {
     f.world.hook(
         &f.bare,
         "post-receive",
@@ -123,6 +121,12 @@ fn lost_answer_then_someone_else_commits_on_top() {
          GIT_COMMITTER_EMAIL=o@x git commit-tree \"$new^{tree}\" -p \"$new\")\n\
          git update-ref refs/heads/main \"$c\"\n",
     );
+}
+
+#[test]
+fn lost_answer_then_someone_else_commits_on_top() {
+    let f = Fixture::new(Some(50));
+    someone_else_commits_on_top_of_the_first_push(&f);
     f.server.answer_next_for("git-receive-pack", vec![lost()]);
     f.write("dist/ids.json", "[4]\n");
     let run = f.run(&[("RETRIES", "1")]);
@@ -141,14 +145,7 @@ fn lost_answer_then_someone_else_commits_on_top() {
 #[test]
 fn lost_answer_found_before_rebasing() {
     let f = Fixture::new(Some(50));
-    f.world.hook(
-        &f.bare,
-        "post-receive",
-        "#!/bin/sh\n[ -e other-done ] && exit 0\ntouch other-done\nread old new ref\n\
-         c=$(echo 'someone else' | GIT_AUTHOR_NAME=o GIT_AUTHOR_EMAIL=o@x GIT_COMMITTER_NAME=o \
-         GIT_COMMITTER_EMAIL=o@x git commit-tree \"$new^{tree}\" -p \"$new\")\n\
-         git update-ref refs/heads/main \"$c\"\n",
-    );
+    someone_else_commits_on_top_of_the_first_push(&f);
     f.server.answer_next_for("git-receive-pack", vec![lost()]);
     f.write("dist/ids.json", "[6]\n");
     let run = f.run(&[("RETRIES", "3")]);
