@@ -85,6 +85,73 @@ pub fn parse_origin(url: &str) -> Option<Origin> {
     })
 }
 
+/// Where the push goes, as seen from this clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    /// The branch checked out here (or a detached HEAD: a CI checkout of one
+    /// commit), in this clone's repository: the clone follows what lands.
+    #[default]
+    Checkout,
+    /// Another branch of this clone's repository: the artifacts' changes are
+    /// replayed onto its tip; the clone is left as the build left it.
+    OtherBranch,
+    /// Another repository: the FILES paths are copied onto its branch; the
+    /// clone is left as the build left it.
+    OtherRepository,
+}
+
+/// What a repository is called, for telling two apart: the last two
+/// segments of its URL's path (`workspace/repo_slug` on Bitbucket Cloud,
+/// `project/repo` on Bitbucket Server, whether `/scm/…` over HTTPS or
+/// `:7999/…` over SSH), lower-case, without `.git`. Hosts are not compared:
+/// an SSH host alias or a proxy names the same repository differently.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoName(pub Option<String>);
+
+impl RepoName {
+    pub fn of_url(url: &str) -> RepoName {
+        let Some(o) = parse_origin(url) else {
+            return RepoName(None);
+        };
+        let path = match o.url.split_once("://") {
+            Some((_, rest)) => rest.find('/').map(|i| rest[i..].to_owned()),
+            None => o.url.split_once(':').map(|(_, p)| p.to_owned()),
+        };
+        RepoName(path.and_then(|p| last_two(&p)))
+    }
+
+    pub fn of_full_name(name: &str) -> RepoName {
+        RepoName(last_two(name))
+    }
+
+    /// Different only when both can be named and the names differ; a
+    /// repository that cannot be named (origin a local path) is taken to
+    /// be the same.
+    pub fn differs_from(&self, other: &RepoName) -> bool {
+        matches!((&self.0, &other.0), (Some(a), Some(b)) if a != b)
+    }
+}
+
+fn last_two(path: &str) -> Option<String> {
+    let path = path.trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let mut parts = path.rsplit('/').filter(|p| !p.is_empty());
+    let (repo, owner) = (parts.next()?, parts.next()?);
+    Some(format!("{owner}/{repo}").to_ascii_lowercase())
+}
+
+/// Which [`Target`] a push of `branch` to `target` is, from this checkout
+/// (`clone` names its repository).
+pub fn target_of(checkout: &Checkout, clone: &RepoName, target: &RepoName, branch: &str) -> Target {
+    if clone.differs_from(target) {
+        Target::OtherRepository
+    } else if checkout.detached || checkout.branch.as_deref() == Some(branch) {
+        Target::Checkout
+    } else {
+        Target::OtherBranch
+    }
+}
+
 fn full_name(path: &str) -> Option<String> {
     let trimmed = path.trim_matches('/');
     let trimmed = trimmed.strip_suffix(".git").unwrap_or(trimmed);
@@ -95,6 +162,109 @@ fn full_name(path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets() {
+        let on = |b: &str| Checkout {
+            branch: Some(b.into()),
+            detached: false,
+            origin_url: None,
+        };
+        let detached = Checkout {
+            branch: None,
+            detached: true,
+            origin_url: None,
+        };
+        let url = RepoName::of_url;
+        let this = url("http://bitbucket.org/acme/site");
+        for (checkout, clone, target, branch, expected) in [
+            (
+                on("main"),
+                &this,
+                url("git@bitbucket.org:acme/site.git"),
+                "main",
+                Target::Checkout,
+            ),
+            (
+                on("main"),
+                &this,
+                url("https://bitbucket.org/ACME/Site.git"),
+                "main",
+                Target::Checkout,
+            ),
+            (
+                on("main"),
+                &this,
+                RepoName::of_full_name("acme/site"),
+                "main",
+                Target::Checkout,
+            ),
+            (
+                on("main"),
+                &this,
+                url("https://bitbucket.org/acme/site.git"),
+                "release",
+                Target::OtherBranch,
+            ),
+            (
+                detached.clone(),
+                &this,
+                url("https://bitbucket.org/acme/site.git"),
+                "main",
+                Target::Checkout,
+            ),
+            (
+                on("main"),
+                &this,
+                url("https://bitbucket.org/acme/docs.git"),
+                "main",
+                Target::OtherRepository,
+            ),
+            (
+                on("main"),
+                &this,
+                RepoName::of_full_name("acme/docs"),
+                "main",
+                Target::OtherRepository,
+            ),
+            (
+                detached,
+                &this,
+                url("ssh://git@bitbucket.org/other/site.git"),
+                "main",
+                Target::OtherRepository,
+            ),
+            // Bitbucket Server paths have no workspace/slug shape: locations decide.
+            (
+                on("main"),
+                &url("https://git.example.com/scm/p/a.git"),
+                url("https://git.example.com/scm/p/b.git"),
+                "main",
+                Target::OtherRepository,
+            ),
+            (
+                on("main"),
+                &url("https://git.example.com/scm/p/a.git"),
+                url("ssh://git@git.example.com/scm/p/a.git"),
+                "main",
+                Target::Checkout,
+            ),
+            // A clone of a local path cannot be named: taken to be the same.
+            (
+                on("main"),
+                &RepoName::default(),
+                url("https://bitbucket.org/acme/docs.git"),
+                "main",
+                Target::Checkout,
+            ),
+        ] {
+            assert_eq!(
+                target_of(&checkout, clone, &target, branch),
+                expected,
+                "{target:?} {branch}"
+            );
+        }
+    }
 
     #[test]
     fn bitbucket_url_forms() {

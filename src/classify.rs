@@ -25,6 +25,19 @@ pub struct Evidence {
     pub git_error: Option<GitErrorInfo>,
     /// Files in conflict when the artifact commit could not be rebased.
     pub conflicts: Vec<String>,
+    /// TAG already exists on the remote at another commit (never moved).
+    pub tag_conflict: Option<TagConflict>,
+}
+
+/// The remote's tag and the commit this run would have tagged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagConflict {
+    pub tag: String,
+    /// The commit the remote tag points at (peeled), or the tag object when
+    /// it could not be peeled.
+    pub remote: String,
+    /// This run's artifact commit.
+    pub ours: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +97,9 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
 
     if !e.conflicts.is_empty() {
         return RebaseConflict;
+    }
+    if e.tag_conflict.is_some() {
+        return TagExists;
     }
     // KB 1155479141 scenario 2 ("authentication", git endpoint) and community
     // 787619 ("verification", LFS/API). Over SSH: NOT CONFIRMED, same words assumed.
@@ -162,6 +178,11 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
     // Not a network failure to retry: the HTTPS server's certificate was not
     // trusted (OpenSSL's verify texts, as reqwest passes them on).
     if tls_certificate_refused(e) {
+        return Unknown;
+    }
+    // A redirect commit-back would not follow (another host, a downgrade to
+    // http, too many hops): not transient; the error says where it pointed.
+    if (300..400).contains(&status) {
         return Unknown;
     }
     if status >= 500
@@ -347,6 +368,20 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
                 e.conflicts.join(", ")
             ),
         ),
+        TagExists => {
+            let t = e.tag_conflict.clone().unwrap_or(TagConflict {
+                tag: "(TAG)".into(),
+                remote: "another commit".into(),
+                ours: "this run's commit".into(),
+            });
+            (
+                format!("Tag '{}' already exists on the remote, at {}.", t.tag, short12(&t.remote)),
+                format!(
+                    "The remote's tag '{}' points at {}, not at this run's artifact commit {}. commit-back never moves an existing tag (a release tag rewritten by a rerun is a silent change of what a version means), so nothing was pushed.",
+                    t.tag, t.remote, t.ours
+                ),
+            )
+        }
         Network => (
             "The git server could not be reached reliably.".into(),
             format!(
@@ -384,6 +419,11 @@ fn capitalise(s: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
         .unwrap_or_default()
+}
+
+/// The first 12 characters of a hash (the whole text when shorter).
+fn short12(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ const KINDS: &[BlockageKind] = &[
     BlockageKind::RepositoryNotFound,
     BlockageKind::NonFastForward,
     BlockageKind::RebaseConflict,
+    BlockageKind::TagExists,
     BlockageKind::Network,
     BlockageKind::RepositorySizeLimit,
     BlockageKind::HookRejected,

@@ -36,9 +36,59 @@ pub fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
+/// Whether a git remote's redirect from `from` to `to` may take the
+/// credential along: the same host, and the same scheme and port, or an
+/// upgrade from http to https (default ports). Never another host.
+pub fn may_follow_with_credentials(from: &str, to: &str) -> bool {
+    if same_origin(from, to) {
+        return true;
+    }
+    let (Ok(a), Ok(b)) = (Url::parse(from), Url::parse(to)) else {
+        return false;
+    };
+    let host = |u: &Url| u.host_str().map(str::to_ascii_lowercase);
+    host(&a).is_some()
+        && host(&a) == host(&b)
+        && a.scheme() == "http"
+        && b.scheme() == "https"
+        && a.port().is_none()
+        && b.port().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_that_keep_the_credential() {
+        for (from, to, ok) in [
+            (
+                "https://bitbucket.org/a/b.git/info/refs",
+                "https://bitbucket.org/a/c.git/info/refs",
+                true,
+            ),
+            (
+                "http://bitbucket.org/a/b/info/refs",
+                "https://bitbucket.org/a/b/info/refs",
+                true,
+            ),
+            (
+                "https://bitbucket.org/a/b/info/refs",
+                "http://bitbucket.org/a/b/info/refs",
+                false,
+            ),
+            (
+                "https://bitbucket.org/a/b",
+                "https://evil.example/a/b",
+                false,
+            ),
+            ("http://127.0.0.1:8080/a", "http://127.0.0.1:8081/a", false),
+            ("http://127.0.0.1:8080/a", "http://localhost:8080/a", false),
+            ("http://127.0.0.1:8080/a", "https://127.0.0.1:8443/a", false),
+        ] {
+            assert_eq!(may_follow_with_credentials(from, to), ok, "{from} -> {to}");
+        }
+    }
 
     #[test]
     fn origins() {

@@ -169,6 +169,14 @@ pub fn remedies(kind: BlockageKind, e: &Evidence, s: &Situation) -> Vec<Remedy> 
             ],
             docs: None,
         }],
+        TagExists => vec![remedy(
+            "Choose a new tag, or delete the old one on purpose",
+            &[
+                "Derive TAG from something that changes with each release (e.g. TAG=v1.4.$BITBUCKET_BUILD_NUMBER).",
+                "If the existing tag is wrong, delete it deliberately (`git push origin :refs/tags/<tag>`) and rerun.",
+            ],
+            None,
+        )],
         Network => vec![remedy(
             "Check connectivity",
             &[

@@ -35,6 +35,8 @@ pub enum BlockageKind {
     RepositorySizeLimit,
     NonFastForward,
     RebaseConflict,
+    /// TAG exists on the remote at another commit; tags are never moved.
+    TagExists,
     Network,
     HookRejected,
     Unknown,
@@ -115,6 +117,21 @@ pub struct Attempt {
     pub detail: Option<String>,
 }
 
+/// What the server did with one ref this run pushed (`refs`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefOutcome {
+    /// Full ref name, e.g. `refs/heads/main`, `refs/tags/v1.2.0`.
+    pub name: String,
+    /// Where the remote ref was before (None: it did not exist or was not told).
+    pub old: Option<String>,
+    /// What this run asked it to point at.
+    pub new: String,
+    /// `updated`, `rejected`, or `unchanged` (it already pointed there).
+    pub status: String,
+    /// The server's reason for a rejection.
+    pub message: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Recovery {
     pub bundle: String,
@@ -147,6 +164,9 @@ pub struct Report {
     pub attempts: u32,
     /// Each push attempt and its outcome, in order.
     pub attempt_outcomes: Vec<Attempt>,
+    /// The refs pushed (branch, tag) and what the server did with each, as
+    /// of the last push that reached them.
+    pub refs: Vec<RefOutcome>,
     pub blockage: Option<Blockage>,
     pub recovery: Option<Recovery>,
     pub pull_request: Option<PullRequest>,
@@ -172,6 +192,7 @@ impl Report {
             tag: None,
             attempts: 0,
             attempt_outcomes: Vec::new(),
+            refs: Vec::new(),
             blockage: None,
             recovery: None,
             pull_request: None,
@@ -184,30 +205,39 @@ impl Report {
 
     /// The whole exit-code policy (README "Exit codes").
     pub fn exit_code(&self) -> u8 {
+        let kind = self.blockage.as_ref().map(|b| b.kind);
         match self.status {
+            // The branch landed but the tag did not: the tag's refusal decides.
+            Status::Pushed if kind.is_some() => kind_code(kind),
             Status::Pushed | Status::NothingToCommit | Status::PullRequest | Status::DryRun => 0,
             Status::InvalidConfiguration => 2,
             Status::Failed => 1,
-            Status::Blocked => match self.blockage.as_ref().map(|b| b.kind) {
-                Some(BlockageKind::InvalidCredentials | BlockageKind::AppPasswordRemoved) => 3,
-                Some(BlockageKind::BranchRestriction) => 4,
-                Some(BlockageKind::TwoStepVerification) => 5,
-                Some(BlockageKind::IpAllowlist) => 6,
-                Some(
-                    BlockageKind::InsufficientScope
-                    | BlockageKind::ReadOnlyKey
-                    | BlockageKind::RepositoryNotFound,
-                ) => 7,
-                Some(BlockageKind::NonFastForward | BlockageKind::RebaseConflict) => 8,
-                Some(BlockageKind::Network) => 9,
-                Some(BlockageKind::RepositorySizeLimit) => 10,
-                Some(BlockageKind::HookRejected | BlockageKind::Unknown) | None => 1,
-            },
+            Status::Blocked => kind_code(kind),
         }
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serialises")
+    }
+}
+
+fn kind_code(kind: Option<BlockageKind>) -> u8 {
+    match kind {
+        Some(BlockageKind::InvalidCredentials | BlockageKind::AppPasswordRemoved) => 3,
+        Some(BlockageKind::BranchRestriction) => 4,
+        Some(BlockageKind::TwoStepVerification) => 5,
+        Some(BlockageKind::IpAllowlist) => 6,
+        Some(
+            BlockageKind::InsufficientScope
+            | BlockageKind::ReadOnlyKey
+            | BlockageKind::RepositoryNotFound,
+        ) => 7,
+        Some(
+            BlockageKind::NonFastForward | BlockageKind::RebaseConflict | BlockageKind::TagExists,
+        ) => 8,
+        Some(BlockageKind::Network) => 9,
+        Some(BlockageKind::RepositorySizeLimit) => 10,
+        Some(BlockageKind::HookRejected | BlockageKind::Unknown) | None => 1,
     }
 }
 
@@ -235,6 +265,7 @@ mod tests {
             (RepositoryNotFound, 7),
             (NonFastForward, 8),
             (RebaseConflict, 8),
+            (TagExists, 8),
             (Network, 9),
             (RepositorySizeLimit, 10),
             (HookRejected, 1),
@@ -253,6 +284,10 @@ mod tests {
         ] {
             assert_eq!(Report::new(status, "").exit_code(), code);
         }
+        // The branch landed, the tag was refused: the tag's kind decides.
+        let mut tag_refused = Report::new(Status::Pushed, "");
+        tag_refused.blockage = Some(Blockage::of_kind(TagExists));
+        assert_eq!(tag_refused.exit_code(), 8);
     }
 
     #[test]
@@ -271,6 +306,8 @@ mod tests {
             "commit",
             "tag",
             "attempts",
+            "attempt_outcomes",
+            "refs",
             "blockage",
             "recovery",
             "pull_request",

@@ -9,7 +9,7 @@
 //! Nothing here touches the repository; the only file-system reads are the
 //! ones validation needs (pipeline SSH key, symlinks in FILES).
 
-use crate::checkout::{Checkout, parse_origin};
+use crate::checkout::{Checkout, RepoName, Target, parse_origin};
 use crate::credentials::{self, Credential};
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -176,6 +176,8 @@ pub struct Config {
     pub pipelines_detected: bool,
     /// Warnings about accepted input (e.g. a user name removed from REMOTE_URL).
     pub notices: Vec<String>,
+    /// The checked-out branch, another branch, or another repository.
+    pub target: Target,
 }
 
 /// What the report can say even when the configuration is invalid.
@@ -431,6 +433,33 @@ impl Config {
             }
         });
 
+        let target = branch
+            .as_deref()
+            .map(|b| {
+                // In Pipelines the clone is BITBUCKET_REPO_FULL_NAME's.
+                let clone_name = match &raw.bitbucket_repo_full_name {
+                    Some(n) => RepoName::of_full_name(n),
+                    None => checkout
+                        .origin_url
+                        .as_deref()
+                        .map(RepoName::of_url)
+                        .unwrap_or_default(),
+                };
+                let target_name = match (&raw.remote_url, &raw.repository) {
+                    (Some(url), _) => RepoName::of_url(url),
+                    (None, Some(r)) => RepoName::of_full_name(r),
+                    (None, None) => clone_name.clone(),
+                };
+                crate::checkout::target_of(checkout, &clone_name, &target_name, b)
+            })
+            .unwrap_or_default();
+        let copy_everything = (target == Target::OtherRepository
+            && files.iter().any(|f| f == "."))
+        .then(|| ConfigError::new(
+            "FILES",
+            "REMOTE_URL or REPOSITORY names another repository than this clone's: name the files to copy there, e.g. FILES='dist/api.json docs/generated/' (FILES=. would copy this whole repository's tree)",
+        ));
+
         let mut notices = Vec::new();
         if let Some(given) = &raw.remote_url
             && let Some((user, _)) = given
@@ -462,6 +491,14 @@ impl Config {
             .to_owned()
         });
 
+        // Only when the other repository is named validly.
+        if let Some(e) = copy_everything
+            && !errors
+                .iter()
+                .any(|e| e.variable == "REMOTE_URL" || e.variable == "REPOSITORY")
+        {
+            errors.push(e);
+        }
         let partial = PartialConfig {
             repository: repository.clone(),
             branch: branch.clone(),
@@ -500,6 +537,7 @@ impl Config {
             in_pipelines: raw.ci.is_some() && raw.bitbucket_pipeline_uuid.is_some(),
             pipelines_detected: pipelines_detected(raw),
             notices,
+            target,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Configuration parsing: every variable, every way it can be wrong.
 
 use super::*;
+use crate::checkout::Target;
 
 fn vars(pairs: &[(&str, &str)]) -> RawVars {
     RawVars::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
@@ -124,6 +125,58 @@ fn with_checkout(pairs: &[(&str, &str)], checkout: Checkout) -> Result<Config, V
 }
 
 #[test]
+fn another_repository_needs_the_files_named() {
+    let checkout = Checkout {
+        branch: Some("main".into()),
+        detached: false,
+        origin_url: Some("https://bitbucket.org/acme/site.git".into()),
+    };
+    let token = ("BITBUCKET_ACCESS_TOKEN", "tok-123456");
+    for (vars, target, error) in [
+        (vec![token], Target::Checkout, None),
+        (
+            vec![token, ("BRANCH", "gh-pages")],
+            Target::OtherBranch,
+            None,
+        ),
+        (
+            vec![token, ("REPOSITORY", "acme/docs"), ("FILES", "api.json")],
+            Target::OtherRepository,
+            None,
+        ),
+        (
+            vec![token, ("REPOSITORY", "acme/docs")],
+            Target::OtherRepository,
+            Some("FILES"),
+        ),
+        (
+            vec![
+                token,
+                ("REMOTE_URL", "https://bitbucket.org/acme/docs.git"),
+                ("FILES", "."),
+            ],
+            Target::OtherRepository,
+            Some("FILES"),
+        ),
+        (
+            vec![token, ("REMOTE_URL", "https://bitbucket.org/ACME/site")],
+            Target::Checkout,
+            None,
+        ),
+    ] {
+        match (with_checkout(&vars, checkout.clone()), error) {
+            (Ok(c), None) => assert_eq!(c.target, target, "{vars:?}"),
+            (Err(e), Some(var)) => {
+                assert_eq!(e.len(), 1, "{e:?}");
+                assert_eq!(e[0].variable, var);
+                assert!(e[0].message.contains("name the files to copy"), "{e:?}");
+            }
+            (r, _) => panic!("{vars:?}: {:?}", r.map(|c| c.target)),
+        }
+    }
+}
+
+#[test]
 fn outside_pipelines_the_checkout_gives_branch_repository_and_remote() {
     let token = [("BITBUCKET_ACCESS_TOKEN", "tok-123456")];
     let checkout = |branch: Option<&str>, origin: &str| Checkout {
@@ -172,6 +225,7 @@ fn outside_pipelines_the_checkout_gives_branch_repository_and_remote() {
             token[0],
             ("BRANCH", "release"),
             ("REPOSITORY", "acme/other"),
+            ("FILES", "dist/"),
         ],
         checkout(Some("main"), "git@bitbucket.org:acme/site.git"),
     )

@@ -12,11 +12,12 @@
 //! several pieces before it reads the answer (engineering notes).
 
 use crate::secret::Secret;
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, bounded};
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream, Transport};
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a refused or failed HTTP request left behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,24 +43,26 @@ struct Context {
     client: reqwest::blocking::Client,
     settings: HttpSettings,
     last_failure: Mutex<Option<HttpFailure>>,
+    /// (base URL given, base URL it redirected to).
+    moved: Mutex<Option<(String, String)>>,
 }
 
 static CONTEXT: Mutex<Option<Arc<Context>>> = Mutex::new(None);
 static REGISTER: Once = Once::new();
 
 /// Largest refusal body kept; Bitbucket's are one or two lines.
-const MAX_ERROR_BODY: u64 = 64 * 1024;
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Installs the settings and registers the transport for http and https.
 pub fn install(settings: HttpSettings) -> anyhow::Result<()> {
-    // reqwest's blocking timeout bounds each wait: connecting, the answer's
-    // headers, every read of its body. A push's upload is inside the first
-    // wait, so POSTs get a longer bound (UPLOAD_TIMEOUT_FACTOR).
+    // No total timeout: NETWORK_TIMEOUT bounds silence, measured by each
+    // stream's clock (a slow but steady transfer never times out); only
+    // connecting has its own bound. Redirects are followed by `follow`.
     let mut builder = reqwest::blocking::Client::builder()
         .user_agent(settings.user_agent.clone())
-        .timeout(settings.timeout)
+        .timeout(None)
         .connect_timeout(settings.timeout)
-        .redirect(crate::origin::redirect_policy())
+        .redirect(reqwest::redirect::Policy::none())
         .http1_only();
     if let Some(proxy) = &settings.proxy {
         builder = builder.proxy(reqwest::Proxy::http(proxy)?);
@@ -69,6 +72,7 @@ pub fn install(settings: HttpSettings) -> anyhow::Result<()> {
         client,
         settings,
         last_failure: Mutex::new(None),
+        moved: Mutex::new(None),
     }));
     let mut result = Ok(());
     REGISTER.call_once(|| {
@@ -95,6 +99,13 @@ fn factory(remote: &git2::Remote<'_>) -> Result<Transport, git2::Error> {
     Transport::smart(remote, true, Subtransport { ctx })
 }
 
+/// The repository's new base URL, when its ref advertisement redirected
+/// (given, new); cleared on read.
+pub fn take_moved() -> Option<(String, String)> {
+    let ctx = CONTEXT.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+    ctx.moved.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
 /// The failure recorded by the last refused request, cleared on read.
 pub fn take_failure() -> Option<HttpFailure> {
     let ctx = CONTEXT.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
@@ -114,14 +125,25 @@ impl SmartSubtransport for Subtransport {
         url: &str,
         action: Service,
     ) -> Result<Box<dyn SmartSubtransportStream>, git2::Error> {
+        let mut base = strip_userinfo(url.trim_end_matches('/'));
+        // A repository that redirected once is asked at its new home.
+        if let Some((old, new)) = &*self.ctx.moved.lock().unwrap_or_else(|e| e.into_inner())
+            && *old == base
+        {
+            base = new.clone();
+        }
         Ok(Box::new(Stream {
             ctx: self.ctx.clone(),
-            base: strip_userinfo(url.trim_end_matches('/')),
+            base,
             service: action,
             pending: Vec::new(),
             upload: None,
+            answer: None,
             stalled: None,
-            response: None,
+            body: Vec::new(),
+            body_pos: 0,
+            finished: false,
+            clock: Arc::new(Clock::new()),
         }))
     }
 
@@ -149,36 +171,124 @@ struct Stream {
     ctx: Arc<Context>,
     base: String,
     service: Service,
-    /// Written bytes not yet handed to the upload (coalesced into chunks).
+    /// Written bytes not yet handed to the upload.
     pending: Vec<u8>,
-    /// The POST in flight: its body is streamed from `write`, never held whole
-    /// (a 200 MB pack must not sit in memory twice).
-    upload: Option<Upload>,
+    /// The POST's body channel: its body is streamed from `write`, never
+    /// held whole (a 200 MB pack must not sit in memory twice).
+    upload: Option<Sender<Vec<u8>>>,
+    /// The request in flight: its answer arrives here.
+    answer: Option<Receiver<Msg>>,
     /// Set when the server stopped reading the upload: the stream is dead.
     stalled: Option<String>,
-    response: Option<reqwest::blocking::Response>,
+    /// Received body bytes not yet read by libgit2.
+    body: Vec<u8>,
+    body_pos: usize,
+    finished: bool,
+    clock: Arc<Clock>,
 }
 
-struct Upload {
-    tx: Option<Sender<Vec<u8>>>,
-    handle: std::thread::JoinHandle<reqwest::Result<reqwest::blocking::Response>>,
+/// When bytes last moved on this stream, in either direction: the one
+/// measure of NETWORK_TIMEOUT ("seconds a connection may stay silent").
+struct Clock {
+    start: Instant,
+    /// Milliseconds since `start` at the last movement.
+    last: AtomicU64,
+    /// Upload bytes taken by the connection, and when the first were.
+    sent: AtomicU64,
+    first_sent: AtomicU64,
+    upload_done: AtomicBool,
 }
 
-/// An upload (the whole pack) and the server's verdict on it may take this
-/// many times NETWORK_TIMEOUT: a large push must not be cut off. A server
-/// that stops reading the upload is caught sooner: each chunk must be taken
-/// within NETWORK_TIMEOUT (see `flush_pending`).
-const UPLOAD_TIMEOUT_FACTOR: u32 = 10;
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            first_sent: AtomicU64::new(u64::MAX),
+            upload_done: AtomicBool::new(false),
+        }
+    }
 
-/// Chunks handed to the upload thread; the bound keeps memory flat.
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn moved(&self) {
+        self.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn sent(&self, n: usize) {
+        let now = self.now_ms();
+        let _ =
+            self.first_sent
+                .compare_exchange(u64::MAX, now, Ordering::Relaxed, Ordering::Relaxed);
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// After the upload: the last bytes the connection took may still be
+    /// in the network's buffers, unseen. At the rate the upload went, that
+    /// many bytes (at most BUFFERED_AT_MOST) take this long to drain.
+    fn drain_allowance(&self) -> Duration {
+        if !self.upload_done.load(Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
+        let sent = self.sent.load(Ordering::Relaxed);
+        let first = self.first_sent.load(Ordering::Relaxed);
+        let last = self.last.load(Ordering::Relaxed);
+        if first == u64::MAX || sent == 0 {
+            return Duration::ZERO;
+        }
+        let secs = (last.saturating_sub(first)).max(1) as f64 / 1000.0;
+        let rate = sent as f64 / secs;
+        Duration::from_secs_f64((sent.min(BUFFERED_AT_MOST) as f64 / rate).min(3600.0))
+    }
+}
+
+/// What the request's thread passes on: the answer's head, its body in
+/// pieces, its end, or why it failed.
+enum Msg {
+    Head {
+        status: u16,
+        content_type: String,
+        location: Option<String>,
+    },
+    Body(Vec<u8>),
+    End,
+    Failed(String),
+}
+
+/// Pieces handed between libgit2's writes and the connection: the
+/// granularity at which upload progress is seen.
 const CHUNK: usize = 64 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// The request body: reads the chunks `write` sends, EOF when the sender is dropped.
+/// At most this much of an upload is taken to sit in the network's buffers
+/// (a Linux send buffer grows to 4 MiB, a receive buffer to 6 MiB).
+const BUFFERED_AT_MOST: u64 = 8 * 1024 * 1024;
+
+/// How often a wait looks at the clock.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Redirects followed on a ref advertisement (git follows up to 20; Bitbucket
+/// needs one).
+const MAX_REDIRECTS: usize = 5;
+
+/// The request body: reads the chunks `write` sends, EOF when the sender is
+/// dropped. Every chunk taken is progress.
 struct ChannelReader {
     rx: Receiver<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
+    clock: Arc<Clock>,
 }
 
 impl Read for ChannelReader {
@@ -186,10 +296,14 @@ impl Read for ChannelReader {
         while self.pos == self.current.len() {
             match self.rx.recv() {
                 Ok(chunk) => {
+                    self.clock.sent(chunk.len());
                     self.current = chunk;
                     self.pos = 0;
                 }
-                Err(_) => return Ok(0),
+                Err(_) => {
+                    self.clock.upload_done.store(true, Ordering::Relaxed);
+                    return Ok(0);
+                }
             }
         }
         let n = buf.len().min(self.current.len() - self.pos);
@@ -197,6 +311,59 @@ impl Read for ChannelReader {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// Sends `req` on its own thread and passes the answer on through the
+/// returned channel; every piece received is progress. The thread is left
+/// behind if the answer is given up on (it ends with the connection or the
+/// process).
+fn spawn_request(req: reqwest::blocking::RequestBuilder, clock: Arc<Clock>) -> Receiver<Msg> {
+    let (tx, rx) = bounded::<Msg>(CHUNKS_IN_FLIGHT);
+    std::thread::spawn(move || {
+        let mut response = match req.send() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Msg::Failed(crate::text::error_chain(&e)));
+                return;
+            }
+        };
+        clock.moved();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let head = Msg::Head {
+            status: response.status().as_u16(),
+            content_type: header("content-type").unwrap_or_default(),
+            location: header("location"),
+        };
+        if tx.send(head).is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match response.read(&mut buf) {
+                Ok(0) => {
+                    let _ = tx.send(Msg::End);
+                    return;
+                }
+                Ok(n) => {
+                    clock.moved();
+                    if tx.send(Msg::Body(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Msg::Failed(format!("reading the response: {e}")));
+                    return;
+                }
+            }
+        }
+    });
+    rx
 }
 
 impl Stream {
@@ -230,18 +397,20 @@ impl Stream {
         }
     }
 
-    fn request(&self) -> io::Result<reqwest::blocking::RequestBuilder> {
-        let (url, post, content_type, expect) = self.endpoint();
+    fn request(&self, url: &str) -> io::Result<reqwest::blocking::RequestBuilder> {
+        let (_, post, content_type, expect) = self.endpoint();
         let client = &self.ctx.client;
         let mut req = if post {
-            client.post(&url)
+            client.post(url)
         } else {
-            client.get(&url)
+            client.get(url)
         };
         req = req.header("Accept", expect);
         if let Some(ct) = content_type {
             req = req.header("Content-Type", ct);
         }
+        // Only to the origin the credential was given for (or where that
+        // origin redirected, checked by `follow`).
         if let Some(auth) = &self.ctx.settings.authorization {
             let mut value =
                 reqwest::header::HeaderValue::from_str(auth.expose()).map_err(|_| {
@@ -270,56 +439,63 @@ impl Stream {
             add_capability(&mut self.pending, "atomic");
         }
         let (tx, rx) = bounded::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        let (url, ..) = self.endpoint();
         let req = self
-            .request()?
-            .timeout(self.ctx.settings.timeout * UPLOAD_TIMEOUT_FACTOR)
+            .request(&url)?
             .body(reqwest::blocking::Body::new(ChannelReader {
                 rx,
                 current: Vec::new(),
                 pos: 0,
+                clock: self.clock.clone(),
             }));
-        let handle = std::thread::spawn(move || req.send());
-        self.upload = Some(Upload {
-            tx: Some(tx),
-            handle,
-        });
+        self.clock.moved();
+        self.answer = Some(spawn_request(req, self.clock.clone()));
+        self.upload = Some(tx);
         Ok(())
     }
 
-    /// Hands the pending bytes to the upload. Fails when the request already
-    /// ended (refused, connection lost; `finish` then tells why) or when the
-    /// server has read nothing for NETWORK_TIMEOUT (a stalled upload).
+    /// Hands the pending bytes to the upload, in CHUNK pieces. Fails when
+    /// the request already ended (refused, connection lost; `finish` then
+    /// tells why) or when no byte moved for NETWORK_TIMEOUT (a stalled upload).
     fn flush_pending(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::take(&mut self.pending);
         let timeout = self.ctx.settings.timeout;
-        let Some(tx) = self.upload.as_ref().and_then(|u| u.tx.as_ref()) else {
-            return Err(io::Error::other("the upload already ended"));
-        };
-        match tx.send_timeout(chunk, timeout) {
-            Ok(()) => Ok(()),
-            Err(SendTimeoutError::Disconnected(_)) => {
-                Err(io::Error::other("the server stopped reading the request"))
-            }
-            Err(SendTimeoutError::Timeout(_)) => {
-                // Joining the request would wait out its whole bound: leave
-                // its thread behind (it ends with that bound, or the process).
-                self.upload = None;
-                let text = format!(
-                    "the upload timed out: the server read nothing for {} s",
-                    timeout.as_secs_f32()
-                );
-                self.record(HttpFailure {
-                    status: None,
-                    body_lines: vec![],
-                    error: Some(text.clone()),
-                });
-                self.stalled = Some(text);
-                Err(self.stall_error())
+        let pending = std::mem::take(&mut self.pending);
+        for piece in pending.chunks(CHUNK) {
+            let Some(tx) = self.upload.as_ref() else {
+                return Err(io::Error::other("the upload already ended"));
+            };
+            let mut piece = piece.to_vec();
+            loop {
+                match tx.send_timeout(piece, TICK) {
+                    Ok(()) => break,
+                    Err(SendTimeoutError::Disconnected(_)) => {
+                        return Err(io::Error::other("the server stopped reading the request"));
+                    }
+                    Err(SendTimeoutError::Timeout(back)) => {
+                        if self.clock.silent_for() < timeout {
+                            piece = back;
+                            continue;
+                        }
+                        // The request's thread is left behind (it ends
+                        // with the connection, or the process).
+                        self.upload = None;
+                        self.answer = None;
+                        let text = format!(
+                            "the upload timed out: the server read nothing for {} s",
+                            timeout.as_secs_f32()
+                        );
+                        self.record(HttpFailure {
+                            status: None,
+                            body_lines: vec![],
+                            error: Some(text.clone()),
+                        });
+                        self.stalled = Some(text);
+                        return Err(self.stall_error());
+                    }
+                }
             }
         }
+        Ok(())
     }
 
     fn stall_error(&self) -> io::Error {
@@ -338,75 +514,191 @@ impl Stream {
         }
     }
 
-    /// Sends the request (GET) or ends the upload (POST) and checks the answer.
+    /// The next message of the answer, or a timeout once nothing moved for
+    /// NETWORK_TIMEOUT (plus, right after an upload, the time the network's
+    /// buffers need to drain at the rate it went).
+    fn next_msg(&mut self) -> io::Result<Msg> {
+        let timeout = self.ctx.settings.timeout;
+        let Some(rx) = self.answer.as_ref() else {
+            return Err(io::Error::other("no request in flight"));
+        };
+        loop {
+            match rx.recv_timeout(TICK) {
+                Ok(msg) => return Ok(msg),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(io::Error::other("the connection ended without an answer"));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let allowed = timeout + self.clock.drain_allowance();
+                    if self.clock.silent_for() >= allowed {
+                        self.answer = None;
+                        let text = format!(
+                            "timed out: the server sent nothing for {} s",
+                            allowed.as_secs()
+                        );
+                        self.record(HttpFailure {
+                            status: None,
+                            body_lines: vec![],
+                            error: Some(text.clone()),
+                        });
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, text));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rest of a refused answer's body, at most MAX_ERROR_BODY bytes.
+    fn error_body(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        while body.len() < MAX_ERROR_BODY {
+            match self.next_msg() {
+                Ok(Msg::Body(b)) => body.extend_from_slice(&b),
+                _ => break,
+            }
+        }
+        body.truncate(MAX_ERROR_BODY);
+        self.answer = None;
+        body
+    }
+
+    /// Sends the request (GET) or ends the upload (POST) and checks the
+    /// answer's head. A ref advertisement may be redirected ([`follow`]).
     fn finish(&mut self) -> io::Result<()> {
         if self.stalled.is_some() {
             return Err(self.stall_error());
         }
-        let (url, post, _, expect) = self.endpoint();
-        let result = if post {
-            if self.upload.is_none() {
+        let (mut url, post, _, expect) = self.endpoint();
+        if post {
+            if self.upload.is_none() && self.answer.is_none() {
                 self.open_upload()?;
             }
-            // A failure here shows in the request's own result below,
+            // A failure here shows in the request's own answer below,
             // unless the server stopped reading (then there is none to wait for).
             if self.flush_pending().is_err() && self.stalled.is_some() {
                 return Err(self.stall_error());
             }
-            let mut upload = self.upload.take().expect("started above");
-            upload.tx.take();
-            upload
-                .handle
-                .join()
-                .unwrap_or_else(|_| panic!("the upload thread panicked"))
+            self.upload = None;
         } else {
-            self.request()?.send()
-        };
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let text = crate::text::error_chain(&e);
-                self.record(HttpFailure {
-                    status: None,
-                    body_lines: vec![],
-                    error: Some(text.clone()),
-                });
-                return Err(io::Error::other(text));
+            self.clock.moved();
+            self.answer = Some(spawn_request(self.request(&url)?, self.clock.clone()));
+        }
+        let mut hops = 0;
+        loop {
+            let (status, content_type, location) = match self.next_msg()? {
+                Msg::Head {
+                    status,
+                    content_type,
+                    location,
+                } => (status, content_type, location),
+                Msg::Failed(text) => {
+                    self.record(HttpFailure {
+                        status: None,
+                        body_lines: vec![],
+                        error: Some(text.clone()),
+                    });
+                    return Err(io::Error::other(text));
+                }
+                Msg::Body(_) | Msg::End => {
+                    return Err(io::Error::other("an answer without a head"));
+                }
+            };
+            if (300..400).contains(&status) && !post {
+                let _ = self.error_body();
+                url = self.follow(&url, status, location.as_deref(), hops)?;
+                hops += 1;
+                self.clock.moved();
+                self.answer = Some(spawn_request(self.request(&url)?, self.clock.clone()));
+                continue;
             }
+            if !(200..300).contains(&status) {
+                let body_lines = body_text_lines(&self.error_body());
+                let first = body_lines.first().cloned().unwrap_or_default();
+                self.record(HttpFailure {
+                    status: Some(status),
+                    body_lines,
+                    error: None,
+                });
+                return Err(io::Error::other(format!("HTTP {status}: {first}")));
+            }
+            if content_type != expect {
+                let body = self.error_body();
+                self.record(HttpFailure {
+                    status: Some(status),
+                    body_lines: body_text_lines(&body),
+                    error: Some(format!("unexpected content-type '{content_type}'")),
+                });
+                return Err(io::Error::other(format!(
+                    "{url} is not a git smart-HTTP endpoint (content-type '{content_type}')"
+                )));
+            }
+            return Ok(());
+        }
+    }
+
+    /// A redirected ref advertisement, as git follows it: to the same host
+    /// only (the credential goes along; http may become https, never the
+    /// reverse), a few hops at most; the new base URL is used for the rest
+    /// of the run and reported ([`take_moved`]).
+    fn follow(
+        &mut self,
+        url: &str,
+        status: u16,
+        location: Option<&str>,
+        hops: usize,
+    ) -> io::Result<String> {
+        let refuse = |this: &Self, why: String| {
+            this.record(HttpFailure {
+                status: Some(status),
+                body_lines: vec![],
+                error: Some(why.clone()),
+            });
+            io::Error::other(why)
         };
-        let status = response.status();
-        if !status.is_success() {
-            let body_lines = body_text_lines(&read_limited(response));
-            let first = body_lines.first().cloned().unwrap_or_default();
-            self.record(HttpFailure {
-                status: Some(status.as_u16()),
-                body_lines,
-                error: None,
-            });
-            return Err(io::Error::other(format!(
-                "HTTP {}: {first}",
-                status.as_u16()
-            )));
+        let Some(location) = location else {
+            return Err(refuse(self, format!("HTTP {status} without a Location")));
+        };
+        let next = reqwest::Url::parse(url)
+            .and_then(|u| u.join(location))
+            .map(|u| u.to_string())
+            .map_err(|_| {
+                refuse(
+                    self,
+                    format!(
+                        "HTTP {status} to an invalid Location '{}'",
+                        crate::text::untrusted(location)
+                    ),
+                )
+            })?;
+        let shown = crate::text::untrusted(&strip_userinfo(&next));
+        if hops >= MAX_REDIRECTS {
+            return Err(refuse(
+                self,
+                format!("more than {MAX_REDIRECTS} redirects (the last to {shown})"),
+            ));
         }
-        let ctype = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        if ctype != expect {
-            let body = read_limited(response);
-            self.record(HttpFailure {
-                status: Some(status.as_u16()),
-                body_lines: body_text_lines(&body),
-                error: Some(format!("unexpected content-type '{ctype}'")),
-            });
-            return Err(io::Error::other(format!(
-                "{url} is not a git smart-HTTP endpoint (content-type '{ctype}')"
-            )));
+        if !crate::origin::may_follow_with_credentials(url, &next) {
+            return Err(refuse(
+                self,
+                format!(
+                    "the server redirects to {shown}, another host (or from https to http): commit-back sends the credential only where it was given; if the repository moved there, set REMOTE_URL to the new URL"
+                ),
+            ));
         }
-        self.response = Some(response);
-        Ok(())
+        let Some(new_base) = next.split_once("/info/refs").map(|(b, _)| b.to_owned()) else {
+            return Err(refuse(
+                self,
+                format!("the server redirects to {shown}, which is not a git repository URL"),
+            ));
+        };
+        let mut moved = self.ctx.moved.lock().unwrap_or_else(|e| e.into_inner());
+        let original = moved
+            .as_ref()
+            .map(|(o, _)| o.clone())
+            .unwrap_or_else(|| self.base.clone());
+        *moved = Some((original, new_base.clone()));
+        self.base = new_base;
+        Ok(next)
     }
 
     fn record(&self, failure: HttpFailure) {
@@ -420,19 +712,39 @@ impl Stream {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.response.is_none() {
+        if !self.finished {
             self.finish()?;
+            self.finished = true;
         }
-        let response = self.response.as_mut().expect("sent above");
-        response.read(buf).map_err(|e| {
-            let text = format!("reading the response: {e}");
-            self.record(HttpFailure {
-                status: None,
-                body_lines: vec![],
-                error: Some(text.clone()),
-            });
-            io::Error::other(text)
-        })
+        while self.body_pos == self.body.len() {
+            if self.answer.is_none() {
+                return Ok(0);
+            }
+            match self.next_msg()? {
+                Msg::Body(b) => {
+                    self.body = b;
+                    self.body_pos = 0;
+                }
+                Msg::End => {
+                    self.answer = None;
+                    return Ok(0);
+                }
+                Msg::Failed(text) => {
+                    self.answer = None;
+                    self.record(HttpFailure {
+                        status: None,
+                        body_lines: vec![],
+                        error: Some(text.clone()),
+                    });
+                    return Err(io::Error::other(text));
+                }
+                Msg::Head { .. } => return Err(io::Error::other("a second answer head")),
+            }
+        }
+        let n = buf.len().min(self.body.len() - self.body_pos);
+        buf[..n].copy_from_slice(&self.body[self.body_pos..self.body_pos + n]);
+        self.body_pos += n;
+        Ok(n)
     }
 }
 
@@ -444,10 +756,10 @@ impl Write for Stream {
         self.pending.extend_from_slice(data);
         // The first command line must be whole before the upload starts: the
         // atomic capability is added to it.
-        if self.upload.is_none() && !first_pkt_complete(&self.pending) {
+        if self.upload.is_none() && self.answer.is_none() && !first_pkt_complete(&self.pending) {
             return Ok(data.len());
         }
-        if self.upload.is_none() {
+        if self.upload.is_none() && self.answer.is_none() {
             self.start_upload()?;
         } else if self.pending.len() >= CHUNK
             && let Err(e) = self.flush_pending()
@@ -472,12 +784,6 @@ fn first_pkt_complete(buf: &[u8]) -> bool {
         return buf.len() >= 4;
     };
     len < 4 || buf.len() >= len
-}
-
-fn read_limited(response: reqwest::blocking::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    let _ = response.take(MAX_ERROR_BODY).read_to_end(&mut body);
-    body
 }
 
 /// Bitbucket answers refusals with text/plain; git prints each line as

@@ -23,6 +23,9 @@ pub const NEVER_STAGED: &[&str] = &[recovery::DIR, ".bitbucket/pipelines/generat
 pub struct Repo {
     inner: Repository,
     workdir: PathBuf,
+    /// The index as `git add` left it for the artifact commit: written to
+    /// `.git/index` only once the push is accepted ([`Repo::adopt`]).
+    staged: std::cell::RefCell<Option<git2::Index>>,
 }
 
 /// How the artifact commit should be written.
@@ -87,7 +90,11 @@ impl Repo {
             // Highest priority: every write lands here, and is dropped at exit.
             odb.add_new_mempack_backend(1000)?;
         }
-        Ok(Repo { inner, workdir })
+        Ok(Repo {
+            inner,
+            workdir,
+            staged: Default::default(),
+        })
     }
 
     pub fn workdir(&self) -> &Path {
@@ -165,8 +172,9 @@ impl Repo {
             .any(|l| l.starts_with(&format!("{TRAILER}:")))
     }
 
-    /// `git add -A -- <specs>` then `git commit`. In memory mode nothing on
-    /// disk changes: not the index, not HEAD.
+    /// `git add -A -- <specs>` then `git commit`, in the object database
+    /// only: the index, HEAD and branches stay as they are until the push is
+    /// accepted ([`Repo::adopt`]). In memory mode not even objects reach the disk.
     pub fn commit_artifacts(
         &self,
         req: &CommitRequest<'_>,
@@ -235,11 +243,8 @@ impl Repo {
             .commit(None, &sig, &sig, &message, &tree, &parents)
             .context("writing the commit")?;
         if mode == WriteMode::Disk {
-            // `git commit`: the index is saved and HEAD (branch or detached) moves.
-            // The working tree already holds the committed files.
-            index.write().context("writing the index")?;
-            self.move_head(oid)?;
-            drop(index);
+            // Kept for `adopt`; the repository's own cached copy is released.
+            *self.staged.borrow_mut() = Some(index);
             self.release_staging_memory();
         }
         Ok(CommitOutcome::Created(ArtifactCommit {
@@ -268,17 +273,34 @@ impl Repo {
         }
     }
 
-    /// Moves from the checked-out artifact commit to its rebased copy: files
-    /// changed upstream are updated in the working tree (safe checkout: local
-    /// modifications are never overwritten), then HEAD follows.
-    pub fn advance_head(&self, commit: Oid) -> Result<()> {
-        let target = self.inner.find_commit(commit)?;
+    /// After an accepted push to the checked-out branch: what `git commit`
+    /// would have left (the staged index written, HEAD on `artifact`), then
+    /// forward to `landed` when that is a rebased copy or upstream's tip:
+    /// files changed upstream are updated in the working tree (safe
+    /// checkout: local modifications are never overwritten), then HEAD follows.
+    /// Returns whether the clone reached `landed`.
+    pub fn adopt(&self, artifact: Oid, landed: Oid) -> Result<()> {
+        if let Some(mut index) = self.staged.borrow_mut().take() {
+            // Owned by the repository again before it is written: libgit2
+            // then smudges racily clean entries (a file changed in the same
+            // second as the old index was written, same size), as git does;
+            // without an owner it skips that, and git would trust stale stat data.
+            self.inner
+                .set_index(&mut index)
+                .context("writing the index")?;
+            index.write().context("writing the index")?;
+        }
+        self.move_head(artifact)?;
+        if landed == artifact {
+            return Ok(());
+        }
+        let target = self.inner.find_commit(landed)?;
         let mut checkout = git2::build::CheckoutBuilder::new();
         checkout.safe();
         self.inner
             .checkout_tree(target.as_object(), Some(&mut checkout))
             .context("updating the working tree")?;
-        self.move_head(commit)
+        self.move_head(landed)
     }
 
     /// Moves the branch HEAD is on (or a detached HEAD) to `commit`.
@@ -294,29 +316,111 @@ impl Repo {
         Ok(())
     }
 
-    /// Annotated tag `name` on `target`; replaces our own earlier attempt.
-    pub fn create_tag(
-        &self,
-        name: &str,
-        target: Oid,
-        req: &CommitRequest<'_>,
-        mode: WriteMode,
-    ) -> Result<Oid> {
+    /// The annotated tag object `name` for `target`, in the object database
+    /// only: no ref is written, none is ever moved.
+    pub fn create_tag(&self, name: &str, target: Oid, req: &CommitRequest<'_>) -> Result<Oid> {
         let repo = &self.inner;
         let obj = repo.find_object(target, None)?;
         let sig = Signature::now(req.author_name, req.author_email)?;
         let message = format!("{}\n", req.message.lines().next().unwrap_or("commit-back"));
-        let oid = match mode {
-            WriteMode::Disk => repo.tag(name, &obj, &sig, &message, true)?,
-            WriteMode::InMemory => repo.tag_annotation_create(name, &obj, &sig, &message)?,
-        };
-        Ok(oid)
+        Ok(repo.tag_annotation_create(name, &obj, &sig, &message)?)
     }
 
-    pub fn tag_exists(&self, name: &str) -> bool {
+    /// After the tag landed: `refs/tags/<name>` here too, unless a tag of
+    /// that name exists (it is left alone; the answer says where it points).
+    pub fn record_tag(&self, name: &str, tag: Oid) -> Result<Option<Oid>> {
+        let refname = format!("refs/tags/{name}");
+        if let Ok(existing) = self.inner.find_reference(&refname) {
+            return Ok(existing.target().filter(|t| *t != tag));
+        }
         self.inner
-            .find_reference(&format!("refs/tags/{name}"))
-            .is_ok()
+            .reference(&refname, tag, false, "commit-back: tag")?;
+        Ok(None)
+    }
+
+    /// The commit `oid` names, peeling tags; None when it is not here.
+    pub fn peel_to_commit(&self, oid: Oid) -> Option<Oid> {
+        let obj = self.inner.find_object(oid, None).ok()?;
+        obj.peel_to_commit().ok().map(|c| c.id())
+    }
+
+    /// The artifact commit rebuilt for another repository: `base`'s tree
+    /// (or nothing, for a new branch) with every path FILES selects set as
+    /// in `artifact` (files the build deleted are deleted), same message,
+    /// author and committer. Conflicts cannot happen: FILES' paths are copied.
+    pub fn overlay(
+        &self,
+        artifact: Oid,
+        base: Option<Oid>,
+        specs: &[String],
+    ) -> Result<RebaseOutcome> {
+        let repo = &self.inner;
+        let ours = repo.find_commit(artifact)?;
+        let ours_tree = ours.tree()?;
+        let before = ours.parents().next().map(|p| p.tree()).transpose()?;
+        let base_commit = base
+            .map(|b| repo.find_commit(b))
+            .transpose()
+            .context("the fetched branch tip is missing")?;
+        let base_tree = match &base_commit {
+            Some(c) => c.tree()?,
+            None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
+        };
+        let spec = git2::Pathspec::new(specs.iter())?;
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        let flags = git2::PathspecFlags::DEFAULT;
+        let matched = spec.match_tree(&ours_tree, flags)?;
+        let mut present = std::collections::HashSet::new();
+        for path in matched.entries() {
+            let path = String::from_utf8_lossy(path).into_owned();
+            let entry = ours_tree.get_path(Path::new(&path))?;
+            update.upsert(&path, entry.id(), file_mode(entry.filemode()));
+            present.insert(path);
+        }
+        if let Some(before) = &before
+            && let Ok(matched) = spec.match_tree(before, flags)
+        {
+            for path in matched.entries() {
+                let path = String::from_utf8_lossy(path).into_owned();
+                if !present.contains(&path) && base_tree.get_path(Path::new(&path)).is_ok() {
+                    update.remove(&path);
+                }
+            }
+        }
+        let tree_oid = update.create_updated(repo, &base_tree)?;
+        if base_commit.is_some() && tree_oid == base_tree.id() {
+            return Ok(RebaseOutcome::AlreadyUpstream);
+        }
+        let tree = repo.find_tree(tree_oid)?;
+        let message = String::from_utf8_lossy(ours.message_raw_bytes()).into_owned();
+        let parents: Vec<&git2::Commit<'_>> = base_commit.iter().collect();
+        let oid = repo.commit(
+            None,
+            &ours.author(),
+            &ours.committer(),
+            &message,
+            &tree,
+            &parents,
+        )?;
+        Ok(RebaseOutcome::Rebased(oid))
+    }
+
+    /// The newest commit in `tip`'s first `limit` commits whose message
+    /// carries exactly this trailer line (the run's own id).
+    pub fn find_trailer(&self, tip: Oid, line: &str, limit: usize) -> Result<Option<Oid>> {
+        let mut walk = self.inner.revwalk()?;
+        walk.push(tip)?;
+        for oid in walk.take(limit) {
+            let oid = oid?;
+            let commit = self.inner.find_commit(oid)?;
+            if String::from_utf8_lossy(commit.message_raw_bytes())
+                .lines()
+                .any(|l| l.trim_end() == line)
+            {
+                return Ok(Some(oid));
+            }
+        }
+        Ok(None)
     }
 
     /// Replays the artifact commit on `base` (the branch's new tip).
@@ -351,6 +455,10 @@ impl Repo {
             &[&base_commit],
         )?;
         Ok(RebaseOutcome::Rebased(oid))
+    }
+
+    pub fn first_parent(&self, commit: Oid) -> Option<Oid> {
+        self.inner.find_commit(commit).ok()?.parent_id(0).ok()
     }
 
     /// Whether `tip`'s history holds `commit` (or is it).
@@ -401,6 +509,16 @@ fn conflicted_files(index: &git2::Index) -> Result<Vec<String>> {
     files.sort();
     files.dedup();
     Ok(files)
+}
+
+fn file_mode(mode: i32) -> git2::FileMode {
+    match mode {
+        0o100755 => git2::FileMode::BlobExecutable,
+        0o120000 => git2::FileMode::Link,
+        0o160000 => git2::FileMode::Commit,
+        0o040000 => git2::FileMode::Tree,
+        _ => git2::FileMode::Blob,
+    }
 }
 
 fn changed_files(

@@ -33,13 +33,31 @@ pub struct Endpoint {
 pub struct Transcript {
     /// Sideband lines, trimmed, without `remote: ` (libgit2 strips it).
     pub remote_lines: Vec<String>,
-    /// refname -> status text, for refused refs.
-    pub refused: Vec<(String, String)>,
 }
 
+/// One ref a push asked the server to update, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    pub name: String,
+    /// Where the server said it was (None: absent, or never told).
+    pub old: Option<Oid>,
+    pub new: Oid,
+    /// None: not answered (the push failed before); Some(Ok): updated;
+    /// Some(Err(reason)): refused.
+    pub result: Option<Result<(), String>>,
+}
+
+/// The first refspec's ref decides: accepted when the server updated it,
+/// even if a later ref (the tag, on a server without atomic pushes) was refused.
 pub enum PushOutcome {
     Accepted(Transcript),
     Refused(Evidence),
+}
+
+/// A push's outcome and every ref's fate.
+pub struct Pushed {
+    pub outcome: PushOutcome,
+    pub refs: Vec<RefUpdate>,
 }
 
 /// Upstream state of the target branch.
@@ -51,10 +69,17 @@ pub enum BranchTip {
 const UPSTREAM_REF: &str = "refs/commit-back/upstream";
 
 impl Endpoint {
-    /// Pushes `refspecs` in one request.
-    pub fn push(&self, repo: &Repo, refspecs: &[String]) -> PushOutcome {
+    /// Pushes `updates` (commit or tag object -> full ref name) in one
+    /// request; `force` marks the refs that may be moved (never a tag the
+    /// run did not create).
+    pub fn push(&self, repo: &Repo, updates: &[(Oid, String, bool)]) -> Pushed {
+        let refspecs: Vec<String> = updates
+            .iter()
+            .map(|(oid, name, force)| format!("{}{oid}:{name}", if *force { "+" } else { "" }))
+            .collect();
         let sideband = RefCell::new(String::new());
-        let refused = RefCell::new(Vec::new());
+        let statuses: RefCell<Vec<(String, Option<String>)>> = RefCell::new(Vec::new());
+        let olds: RefCell<Vec<(String, Oid)>> = RefCell::new(Vec::new());
         let auth_attempts = Cell::new(0u32);
         let result = {
             let mut callbacks = self.callbacks(&auth_attempts);
@@ -64,12 +89,19 @@ impl Endpoint {
                     .push_str(&String::from_utf8_lossy(data));
                 true
             });
-            callbacks.push_update_reference(|refname, status| {
-                if let Some(s) = status {
-                    refused
-                        .borrow_mut()
-                        .push((crate::text::untrusted(refname), crate::text::untrusted(s)));
+            callbacks.push_negotiation(|proposed| {
+                for u in proposed {
+                    if let Ok(name) = u.dst_refname() {
+                        olds.borrow_mut().push((name.to_owned(), u.src()));
+                    }
                 }
+                Ok(())
+            });
+            callbacks.push_update_reference(|refname, status| {
+                statuses.borrow_mut().push((
+                    crate::text::untrusted(refname),
+                    status.map(crate::text::untrusted),
+                ));
                 Ok(())
             });
             let mut opts = PushOptions::new();
@@ -78,34 +110,65 @@ impl Endpoint {
             opts.packbuilder_parallelism(0);
             repo.raw()
                 .remote_anonymous(&self.url)
-                .and_then(|mut remote| remote.push(refspecs, Some(&mut opts)))
+                .and_then(|mut remote| remote.push(&refspecs, Some(&mut opts)))
         };
         let remote_lines = split_lines(&sideband.into_inner());
-        let refused = refused.into_inner();
-        match result {
-            Ok(()) if refused.is_empty() => PushOutcome::Accepted(Transcript {
+        let (statuses, olds) = (statuses.into_inner(), olds.into_inner());
+        let refs: Vec<RefUpdate> = updates
+            .iter()
+            .map(|(new, name, _)| RefUpdate {
+                name: name.clone(),
+                old: olds
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, o)| *o)
+                    .filter(|o| !o.is_zero()),
+                new: *new,
+                result: statuses
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, s)| s.clone().map_or(Ok(()), Err)),
+            })
+            .collect();
+        let primary = refs.first().and_then(|r| r.result.clone());
+        let outcome = match (result, primary) {
+            (Ok(()), Some(Ok(()))) => PushOutcome::Accepted(Transcript { remote_lines }),
+            (Ok(()), Some(Err(status))) => PushOutcome::Refused(Evidence {
                 remote_lines,
-                refused,
-            }),
-            Ok(()) => PushOutcome::Refused(Evidence {
-                remote_lines,
-                ref_status: Some(
-                    refused
-                        .iter()
-                        .map(|(_, s)| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
+                ref_status: Some(status),
                 ..Default::default()
             }),
-            Err(e) => PushOutcome::Refused(self.evidence(e, remote_lines)),
-        }
+            // libgit2 reported success without a status for the ref (a
+            // server without report-status): taken as accepted, as git does.
+            (Ok(()), None) => PushOutcome::Accepted(Transcript { remote_lines }),
+            (Err(e), _) => PushOutcome::Refused(self.evidence(e, remote_lines)),
+        };
+        Pushed { outcome, refs }
+    }
+
+    /// Where `refs/tags/<name>` points on the remote (the tag object or
+    /// commit, fetched here); None when the remote has no such tag.
+    #[allow(clippy::result_large_err)]
+    pub fn fetch_tag(&self, repo: &Repo, name: &str) -> Result<Option<Oid>, Evidence> {
+        self.fetch_ref(repo, &format!("refs/tags/{name}"))
     }
 
     /// Fetches the target branch; where it points now.
     // Evidence is built once per failed attempt; boxing it buys nothing.
     #[allow(clippy::result_large_err)]
     pub fn fetch_branch(&self, repo: &Repo, branch: &str) -> Result<BranchTip, Evidence> {
+        Ok(
+            match self.fetch_ref(repo, &format!("refs/heads/{branch}"))? {
+                Some(oid) => BranchTip::At(oid),
+                None => BranchTip::Missing,
+            },
+        )
+    }
+
+    /// Fetches one remote ref into a private ref, reads it, and removes it
+    /// again (no ref of the clone is touched); None when it does not exist.
+    #[allow(clippy::result_large_err)]
+    fn fetch_ref(&self, repo: &Repo, name: &str) -> Result<Option<Oid>, Evidence> {
         let raw = repo.raw();
         if let Ok(mut r) = raw.find_reference(UPSTREAM_REF) {
             let _ = r.delete();
@@ -116,22 +179,21 @@ impl Endpoint {
             opts.remote_callbacks(self.callbacks(&auth_attempts));
             opts.update_fetchhead(false);
             opts.download_tags(git2::AutotagOption::None);
-            let spec = format!("+refs/heads/{branch}:{UPSTREAM_REF}");
+            let spec = format!("+{name}:{UPSTREAM_REF}");
             raw.remote_anonymous(&self.url)
                 .and_then(|mut remote| remote.fetch(&[spec.as_str()], Some(&mut opts), None))
         };
         if let Err(e) = result {
             return Err(self.evidence(e, Vec::new()));
         }
-        let tip = match raw.find_reference(UPSTREAM_REF) {
+        Ok(match raw.find_reference(UPSTREAM_REF) {
             Ok(mut r) => {
                 let oid = r.target();
                 let _ = r.delete();
-                oid.map(BranchTip::At).unwrap_or(BranchTip::Missing)
+                oid
             }
-            Err(_) => BranchTip::Missing,
-        };
-        Ok(tip)
+            Err(_) => None,
+        })
     }
 
     /// The dry run's access check: the receive-pack ref advertisement, which

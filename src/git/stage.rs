@@ -934,6 +934,10 @@ mod tests {
         };
         match repo.commit_artifacts(&req, WriteMode::Disk).unwrap() {
             CommitOutcome::Created(c) => {
+                // Nothing but objects before the push is accepted…
+                assert_ne!(repo.head_commit(), Some(c.oid));
+                // …and what `git commit` leaves once it was.
+                repo.adopt(c.oid, c.oid).unwrap();
                 repo.raw().find_commit(c.oid).unwrap().tree_id().to_string()
             }
             _ => panic!("nothing staged"),

@@ -3,20 +3,19 @@
 //! a push was refused belong to `classify`, the git mechanics to `git`, and
 //! what the run does about a refusal to [`refused`].
 
-use crate::classify::{self, Evidence};
+use crate::classify::Evidence;
 use crate::config::{self, Config, ConfigError, RawVars, RunMode, Transport};
 use crate::credentials::Credential;
-use crate::git::remote::{BranchTip, Endpoint, PushOutcome};
+use crate::git::remote::Endpoint;
 use crate::git::ssh::KnownHosts;
-use crate::git::{
-    self, ArtifactCommit, CommitOutcome, CommitRequest, RebaseOutcome, Repo, WriteMode,
-};
+use crate::git::{self, ArtifactCommit, CommitOutcome, CommitRequest, Repo, WriteMode};
 use crate::log::Logger;
 use crate::report::{self, BlockageKind, Report, Status};
 use crate::secret::{Redactor, Secret};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod push;
 mod refused;
 mod verdict;
 
@@ -143,13 +142,23 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
     });
     report.tag = config.tag.clone();
 
+    let trailer = trailer_value(&config);
     let mut push = Pusher {
         repo: &repo,
         config: &config,
         log,
         report,
+        request: CommitRequest {
+            specs: &config.files,
+            include_ignored: config.include_ignored,
+            message: &config.message,
+            author_name: &config.author_name,
+            author_email: &config.author_email,
+            trailer_value: &trailer,
+        },
         tag_oid: None,
         sent: Vec::new(),
+        current: None,
         closing_notes: Vec::new(),
     };
     match push.go() {
@@ -158,6 +167,13 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
             push.report.status = Status::Failed;
             push.report.summary = format!("Unexpected error: {e:#}");
             log.failure(&push.report.summary);
+            // Whatever failed, an artifact commit that is not upstream is kept.
+            if config.mode == RunMode::Push
+                && let Some(current) = push.current.clone()
+            {
+                push.keep_commit(&current);
+                push.announce_recovery(&current);
+            }
         }
     }
     push.post_code_insights();
@@ -189,10 +205,14 @@ struct Pusher<'a> {
     config: &'a Config,
     log: &'a Logger,
     report: Report,
+    request: CommitRequest<'a>,
+    /// The tag object for the current commit (never a ref until it landed).
     tag_oid: Option<git2::Oid>,
     /// Every artifact commit a push was attempted with (the original and
     /// each rebased copy): any of them may have landed unanswered.
     sent: Vec<ArtifactCommit>,
+    /// The artifact commit as of the last step: kept if the run fails.
+    current: Option<ArtifactCommit>,
     /// Sentences added to the blockage's explanation (what the attempts
     /// were, whether the push may have landed).
     closing_notes: Vec<String>,
@@ -232,14 +252,6 @@ impl Pusher<'_> {
             RunMode::DryRun => WriteMode::InMemory,
             RunMode::Push => WriteMode::Disk,
         };
-        let request = CommitRequest {
-            specs: &config.files,
-            include_ignored: config.include_ignored,
-            message: &config.message,
-            author_name: &config.author_name,
-            author_email: &config.author_email,
-            trailer_value: &trailer_value(config),
-        };
         // A literal FILES entry that names nothing usually means the build did
         // not produce what was expected: say so (globs may rightly match nothing).
         let missing = repo.missing_paths(&config.files);
@@ -254,7 +266,7 @@ impl Pusher<'_> {
                 missing.len() - 10
             ));
         }
-        let artifact = match repo.commit_artifacts(&request, mode)? {
+        let artifact = match repo.commit_artifacts(&self.request, mode)? {
             CommitOutcome::NothingToCommit => {
                 self.report.status = Status::NothingToCommit;
                 self.report.summary = format!(
@@ -283,6 +295,7 @@ impl Pusher<'_> {
             }
             CommitOutcome::Created(c) => c,
         };
+        self.current = Some(artifact.clone());
         log.info(format!(
             "Committed {} file(s) as {} on top of {}.",
             artifact.files.len(),
@@ -295,123 +308,23 @@ impl Pusher<'_> {
         for f in artifact.files.iter().take(50) {
             log.debug(format!("  {f}"));
         }
-        self.set_commit(&artifact, artifact.oid);
-        self.make_tag(artifact.oid, &request, mode)?;
+        self.set_commit(&artifact);
+        self.make_tag(artifact.oid)?;
 
         install_http(config)?;
         let endpoint = self.endpoint();
 
-        if config.mode == RunMode::DryRun {
-            return self.dry_run(&endpoint, &artifact);
-        }
-
-        let mut current = artifact.clone();
-        loop {
-            self.report.attempts += 1;
-            let refspecs = self.refspecs(current.oid);
-            log.info(format!(
-                "Pushing {} to {} (attempt {}).",
-                short(current.oid),
-                config.branch,
-                self.report.attempts
+        let result = if config.mode == RunMode::DryRun {
+            self.dry_run(&endpoint, &artifact)
+        } else {
+            self.deliver(&endpoint, &artifact)
+        };
+        if let Some((given, new)) = git::http::take_moved() {
+            log.warning(format!(
+                "The repository redirected from {given} to {new}: it was pushed there; set REMOTE_URL={new} (or REPOSITORY to its new name) so the next run goes there directly."
             ));
-            log.debug(format!("refspecs: {refspecs:?}"));
-            if !self.sent.iter().any(|c| c.oid == current.oid) {
-                self.sent.push(current.clone());
-            }
-            let evidence = match endpoint.push(repo, &refspecs) {
-                PushOutcome::Accepted(transcript) => {
-                    self.record_attempt(&current, None);
-                    transcript.remote_lines.iter().for_each(|l| log.remote(l));
-                    if config.remote.transport == Transport::Ssh
-                        && let Some(e) = self.push_tag_separately(&endpoint)
-                    {
-                        return self.refused(e, &current);
-                    }
-                    self.report.status = Status::Pushed;
-                    self.report.summary =
-                        format!("Pushed {} to {}.", short(current.oid), config.branch);
-                    log.success(&self.report.summary);
-                    return Ok(());
-                }
-                PushOutcome::Refused(evidence) => evidence,
-            };
-            evidence.remote_lines.iter().for_each(|l| log.remote(l));
-            let kind = classify::kind_of(&evidence, config.credential.kind());
-            self.record_attempt(&current, Some((kind, &evidence)));
-            if !kind.is_transient() || self.report.attempts > config.retries {
-                return self.verdict(&endpoint, evidence, &current);
-            }
-            let pause = backoff(self.report.attempts);
-            log.info(format!(
-                "{} — retrying in {} ms.",
-                retry_reason(kind, &evidence),
-                pause.as_millis()
-            ));
-            std::thread::sleep(pause);
-            if kind != BlockageKind::NonFastForward {
-                continue;
-            }
-            let fetched = endpoint.fetch_branch(repo, &config.branch);
-            if let Ok(BranchTip::At(tip)) = &fetched
-                && let Ok(Some(landed)) = self.landed_in(*tip)
-            {
-                // An earlier attempt landed though its answer was lost.
-                return self.landed(&endpoint, landed);
-            }
-            match fetched {
-                Err(fetch_evidence) => {
-                    fetch_evidence
-                        .remote_lines
-                        .iter()
-                        .for_each(|l| log.remote(l));
-                    if !classify::kind_of(&fetch_evidence, config.credential.kind()).is_transient()
-                    {
-                        return self.verdict(&endpoint, fetch_evidence, &current);
-                    }
-                }
-                Ok(BranchTip::Missing) => {}
-                Ok(BranchTip::At(tip)) => match repo.rebase(current.oid, tip)? {
-                    RebaseOutcome::Rebased(new) => {
-                        log.info(format!(
-                            "{} moved to {}; replayed the artifact commit as {}.",
-                            config.branch,
-                            short(tip),
-                            short(new)
-                        ));
-                        repo.advance_head(new)?;
-                        current = ArtifactCommit {
-                            oid: new,
-                            parent: Some(tip),
-                            message: current.message.clone(),
-                            files: repo.files_between(Some(tip), new)?,
-                        };
-                        self.set_commit(&current, new);
-                        self.make_tag(new, &request, mode)?;
-                    }
-                    RebaseOutcome::AlreadyUpstream => {
-                        repo.advance_head(tip)?;
-                        self.report.status = Status::NothingToCommit;
-                        self.report.commit = None;
-                        self.report.summary = format!(
-                            "Nothing to push: {} already holds these changes (at {}).",
-                            config.branch,
-                            short(tip)
-                        );
-                        log.success(&self.report.summary);
-                        return Ok(());
-                    }
-                    RebaseOutcome::Conflict(files) => {
-                        let evidence = Evidence {
-                            conflicts: files,
-                            ..Default::default()
-                        };
-                        // The fetched tip was just asked: none of ours is in it.
-                        return self.refused(evidence, &current);
-                    }
-                },
-            }
         }
+        result
     }
 
     fn announce_credential(&self) {
@@ -456,43 +369,21 @@ impl Pusher<'_> {
         true
     }
 
-    fn make_tag(
-        &mut self,
-        target: git2::Oid,
-        request: &CommitRequest<'_>,
-        mode: WriteMode,
-    ) -> anyhow::Result<()> {
+    /// The tag object for `target` (TAG set); the ref is written only
+    /// once it landed.
+    fn make_tag(&mut self, target: git2::Oid) -> anyhow::Result<()> {
         let Some(name) = &self.config.tag else {
             return Ok(());
         };
-        self.tag_oid = Some(self.repo.create_tag(name, target, request, mode)?);
+        self.tag_oid = Some(self.repo.create_tag(name, target, &self.request)?);
         self.log
             .debug(format!("annotated tag {name} -> {}", short(target)));
         Ok(())
     }
 
-    fn refspecs(&self, commit: git2::Oid) -> Vec<String> {
-        let mut specs = vec![format!("{commit}:refs/heads/{}", self.config.branch)];
-        // Over HTTP the tag travels in the same, atomic, request. Over SSH
-        // libgit2 cannot ask for atomic, so the tag follows the branch.
-        if let (Some(tag), Transport::Http) = (&self.config.tag, self.config.remote.transport) {
-            specs.push(format!("+refs/tags/{tag}:refs/tags/{tag}"));
-        }
-        specs
-    }
-
-    fn push_tag_separately(&self, endpoint: &Endpoint) -> Option<Evidence> {
-        let tag = self.config.tag.as_ref()?;
-        self.log.info(format!("Pushing tag {tag}."));
-        match endpoint.push(self.repo, &[format!("+refs/tags/{tag}:refs/tags/{tag}")]) {
-            PushOutcome::Accepted(_) => None,
-            PushOutcome::Refused(e) => Some(e),
-        }
-    }
-
-    fn set_commit(&mut self, artifact: &ArtifactCommit, oid: git2::Oid) {
+    fn set_commit(&mut self, artifact: &ArtifactCommit) {
         self.report.commit = Some(report::Commit {
-            sha: oid.to_string(),
+            sha: artifact.oid.to_string(),
             parent: artifact.parent.map(|p| p.to_string()),
             message: artifact.message.clone(),
             files: artifact.files.clone(),
@@ -510,10 +401,13 @@ impl Pusher<'_> {
     }
 }
 
+/// The artifact commit's trailer: the version, the build, and an id of
+/// this run, by which a landed commit is recognised upstream.
 fn trailer_value(config: &Config) -> String {
+    let run = format!("{:016x}", fastrand::u64(..));
     match &config.build_number {
-        Some(n) => format!("{VERSION} build {n}"),
-        None => VERSION.to_owned(),
+        Some(n) => format!("{VERSION} build {n} run {run}"),
+        None => format!("{VERSION} run {run}"),
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 impl Pusher<'_> {
-    fn situation(&self, api: Option<ApiContext>) -> Situation {
+    pub(super) fn situation(&self, api: Option<ApiContext>) -> Situation {
         Situation {
             credential: self.config.credential.kind(),
             transport: self.config.remote.transport,
@@ -197,6 +197,12 @@ impl Pusher<'_> {
         }
         self.keep_commit(commit);
         self.show(blockage);
+        self.announce_recovery(commit);
+        Ok(())
+    }
+
+    /// Where the kept commit is and how to get it back.
+    pub(super) fn announce_recovery(&self, commit: &ArtifactCommit) {
         if let Some(r) = &self.report.recovery {
             self.log.info(format!(
                 "The artifact commit {} is kept: bundle {} and patch {}.",
@@ -209,7 +215,6 @@ impl Pusher<'_> {
                 r.restore[0], r.restore[1]
             ));
         }
-        Ok(())
     }
 
     /// Pushes the commit to PR_BRANCH and opens (or reuses) a pull request to BRANCH.
@@ -236,8 +241,12 @@ impl Pusher<'_> {
             short(commit.oid)
         ));
         let endpoint = self.endpoint();
-        if let PushOutcome::Refused(e) =
-            endpoint.push(self.repo, &[format!("+{}:refs/heads/{source}", commit.oid)])
+        if let PushOutcome::Refused(e) = endpoint
+            .push(
+                self.repo,
+                &[(commit.oid, format!("refs/heads/{source}"), true)],
+            )
+            .outcome
         {
             e.remote_lines.iter().for_each(|l| self.log.remote(l));
             let b = classify::classify(&e, &self.situation(None));
@@ -324,7 +333,7 @@ impl Pusher<'_> {
     }
 
     /// Writes the bundle and patch and records them in the report.
-    fn keep_commit(&mut self, commit: &ArtifactCommit) {
+    pub(super) fn keep_commit(&mut self, commit: &ArtifactCommit) {
         let tag = self.config.tag.as_deref().zip(self.tag_oid);
         match self
             .repo

@@ -45,6 +45,8 @@ struct State {
     next_answers_for: Vec<(String, Answer)>,
     /// REMOTE_USER for proxied requests without credentials (the auth proxy).
     proxy_user: Option<String>,
+    /// Request bodies are read at most this fast (bytes per second): a slow link.
+    upload_rate: Option<u64>,
     log: Vec<RequestRecord>,
 }
 
@@ -157,6 +159,13 @@ impl GitHttpServer {
     }
 
     /// Act as the Pipelines auth proxy: proxied requests without credentials push as `user`.
+    /// Reads every request body at `bytes_per_second` at most (a slow but
+    /// steady link), in small reads so the client sees steady progress.
+    pub fn throttle_uploads(&self, bytes_per_second: u64) -> &Self {
+        self.state.lock().unwrap().upload_rate = Some(bytes_per_second);
+        self
+    }
+
     pub fn proxy_as(&self, user: &str) -> &Self {
         self.state.lock().unwrap().proxy_user = Some(user.to_owned());
         self
@@ -190,8 +199,29 @@ pub(crate) struct Request {
 
 pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Request> {
     let mut req = read_head(reader)?;
-    read_body(reader, &mut req)?;
+    read_body(reader, &mut req, None)?;
     Ok(req)
+}
+
+/// `read_exact`, no faster than `rate` bytes per second since `started`
+/// (counting `done` bytes read before).
+fn read_paced(
+    reader: &mut BufReader<TcpStream>,
+    buf: &mut [u8],
+    rate: Option<(u64, std::time::Instant, &mut u64)>,
+) -> std::io::Result<()> {
+    let Some((rate, started, done)) = rate else {
+        return reader.read_exact(buf);
+    };
+    for piece in buf.chunks_mut(8 * 1024) {
+        reader.read_exact(piece)?;
+        *done += piece.len() as u64;
+        let due = Duration::from_secs_f64(*done as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    Ok(())
 }
 
 /// The request line and headers; the body is left unread.
@@ -236,9 +266,15 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Request> {
     })
 }
 
-fn read_body(reader: &mut BufReader<TcpStream>, req: &mut Request) -> std::io::Result<()> {
+fn read_body(
+    reader: &mut BufReader<TcpStream>,
+    req: &mut Request,
+    rate: Option<u64>,
+) -> std::io::Result<()> {
     let headers = &req.headers;
     let body = &mut req.body;
+    let started = std::time::Instant::now();
+    let mut done = 0u64;
     if headers
         .get("transfer-encoding")
         .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
@@ -255,7 +291,11 @@ fn read_body(reader: &mut BufReader<TcpStream>, req: &mut Request) -> std::io::R
             }
             let start = body.len();
             body.resize(start + n, 0);
-            reader.read_exact(&mut body[start..])?;
+            read_paced(
+                reader,
+                &mut body[start..],
+                rate.map(|r| (r, started, &mut done)),
+            )?;
             let mut crlf = [0u8; 2];
             reader.read_exact(&mut crlf)?;
         }
@@ -264,7 +304,7 @@ fn read_body(reader: &mut BufReader<TcpStream>, req: &mut Request) -> std::io::R
         .and_then(|v| v.parse::<usize>().ok())
     {
         body.resize(len, 0);
-        reader.read_exact(body)?;
+        read_paced(reader, body, rate.map(|r| (r, started, &mut done)))?;
     }
     Ok(())
 }
@@ -340,7 +380,12 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
         std::thread::sleep(Duration::from_secs(30));
         return Ok(());
     }
-    read_body(&mut reader, &mut req)?;
+    let rate = state
+        .lock()
+        .unwrap()
+        .upload_rate
+        .filter(|_| req.method == "POST");
+    read_body(&mut reader, &mut req, rate)?;
 
     // Decide who this is, or answer for them.
     let decision: Result<String, Answer> = {

@@ -71,6 +71,7 @@ proptest! {
             ref_status,
             git_error: message.map(|m| GitErrorInfo { class: "Net".into(), code: "GenericError".into(), message: m }),
             conflicts: vec![],
+            tag_conflict: None,
         };
         let kind = kind_of(&e, CredentialKind::ApiToken);
         let mut upper = e.clone();

@@ -298,25 +298,6 @@ fn pipeline_credential_goes_through_the_auth_proxy() {
 }
 
 #[test]
-fn another_repository_can_be_the_target() {
-    let f = Fixture::new(Some(50));
-    let other = f.world.upstream("ws/other", 1);
-    // A clone of ws/repo pushes its artifact onto ws/other's main: unrelated
-    // history, so it is rebased onto other's tip after the first refusal.
-    f.write("a.txt", "1\n");
-    let run = f.run(&[
-        ("REPOSITORY", "ws/other"),
-        ("REMOTE_URL", &f.server.url("ws/other.git")),
-    ]);
-    assert_eq!(run.report["repository"], "ws/other");
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        git(&other, &["rev-parse", "main"]),
-        run.report["commit"]["sha"].as_str().unwrap()
-    );
-}
-
-#[test]
 fn debug_log_is_verbose_and_still_secret_free() {
     let f = Fixture::new(Some(50));
     f.server.refuse(TOKEN, 403, testkit::texts::TWO_STEP);

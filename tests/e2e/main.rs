@@ -16,6 +16,8 @@ mod parity;
 mod races;
 mod refusals;
 mod ssh;
+mod targets;
+mod transport;
 
 use std::path::{Path, PathBuf};
 use testkit::{GitHttpServer, PipeRun, World, git, run_pipe};

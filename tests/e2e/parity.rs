@@ -559,9 +559,11 @@ fn autocrlf() {
 
 #[test]
 fn attributes_of_a_linked_worktree_live_in_the_common_dir() {
+    // Detached, as CI checks out one commit: the branch pushed to (main) is
+    // checked out in the main worktree, and only a checkout of it follows.
     case(
         "echo x > keep",
-        "printf '*.txt text\\n' > .git/info/attributes; git worktree add -q wt; \
+        "printf '*.txt text\\n' > .git/info/attributes; git worktree add -q --detach wt; \
          printf 'a\\r\\nb\\r\\n' > wt/crlf.txt; echo p > wt/plain",
     )
     .in_dir("wt")

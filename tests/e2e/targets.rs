@@ -1,0 +1,369 @@
+//! The push state machine's invariants, against the real git server: another
+//! repository or branch as the target leaves the build's clone byte for byte
+//! as it was; a dirty file outside FILES never breaks a pushable run; every
+//! failure after the commit keeps it; a remote tag is never moved.
+
+use crate::{Fixture, TOKEN, status, write_file};
+use testkit::{Answer, git, shell};
+
+/// Everything of the clone a run could touch: HEAD, every ref, the index's
+/// bytes and the working tree's files with their contents (`.git` aside).
+fn snapshot(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    out.push_str(&std::fs::read_to_string(dir.join(".git/HEAD")).unwrap());
+    out.push_str(&git(
+        dir,
+        &["for-each-ref", "--format=%(refname) %(objectname)"],
+    ));
+    let index = std::fs::read(dir.join(".git/index")).unwrap();
+    out.push_str(&format!(
+        "\nindex {} bytes {:?}\n",
+        index.len(),
+        sha(&index)
+    ));
+    let mut files: Vec<_> = testkit::walk(dir)
+        .into_iter()
+        .filter(|p| !p.strip_prefix(dir).unwrap().starts_with(".git"))
+        .collect();
+    files.sort();
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        out.push_str(&format!(
+            "{} {}\n",
+            f.strip_prefix(dir).unwrap().display(),
+            sha(&bytes)
+        ));
+    }
+    out
+}
+
+fn sha(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+#[test]
+fn another_repository_gets_a_copy_and_the_clone_stays_as_the_build_left_it() {
+    let f = Fixture::new(Some(50));
+    let docs = f.world.upstream("ws/docs", 2);
+    let docs_tip = git(&docs, &["rev-parse", "main"]);
+    f.write("dist/api.json", "{\"v\": 2}\n");
+    f.write("dist/sub/extra.txt", "extra\n");
+    f.write("untracked-elsewhere.txt", "not in FILES\n");
+    let before = snapshot(&f.clone);
+    // RETRIES=0: building on the other repository's tip is no race.
+    let env = [
+        ("REMOTE_URL", f.server.url("ws/docs.git")),
+        ("FILES", "dist/".into()),
+        ("RETRIES", "0".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = f.run(&env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.status(), "pushed");
+    assert_eq!(snapshot(&f.clone), before, "the build's clone was touched");
+    let tip = git(&docs, &["rev-parse", "main"]);
+    assert_eq!(run.report["commit"]["sha"], tip.as_str());
+    assert_eq!(git(&docs, &["rev-parse", "main~1"]), docs_tip);
+    assert_eq!(
+        git(&docs, &["diff", "--name-status", &docs_tip, "main"]),
+        "A\tdist/api.json\nA\tdist/sub/extra.txt"
+    );
+    assert_eq!(git(&docs, &["show", "main:dist/api.json"]), "{\"v\": 2}");
+    // Only the new objects travelled: none of the build repository's history.
+    assert_eq!(git(&docs, &["rev-list", "--count", "main"]), "3");
+    git(&docs, &["fsck", "--strict"]);
+
+    // A rerun finds the copy there already.
+    let again = f.run(&env);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.status(), "nothing_to_commit", "{}", again.stderr);
+    assert_eq!(git(&docs, &["rev-parse", "main"]), tip);
+    assert_eq!(snapshot(&f.clone), before);
+    run.assert_secret_absent(TOKEN, &f.clone);
+}
+
+#[test]
+fn another_repository_needs_the_files_named() {
+    let f = Fixture::new(Some(50));
+    f.world.upstream("ws/docs", 1);
+    f.write("dist/api.json", "{}\n");
+    let before = snapshot(&f.clone);
+    let run = f.run(&[
+        ("REPOSITORY", "ws/docs"),
+        ("REMOTE_URL", &f.server.url("ws/docs.git")),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.status(), "invalid_configuration");
+    assert!(
+        run.stderr.contains("ERROR: FILES: ") && run.stderr.contains("name the files to copy"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&f.clone), before);
+}
+
+#[test]
+fn another_branch_gets_the_changes_and_the_clone_stays_as_the_build_left_it() {
+    let f = Fixture::new(Some(50));
+    git(&f.bare, &["branch", "release", "main~1"]);
+    let release_before = git(&f.bare, &["rev-parse", "release"]);
+    let main_before = f.upstream_tip();
+    f.write("dist/ids.json", "[7]\n");
+    let before = snapshot(&f.clone);
+    let run = f.run(&[("BRANCH", "release"), ("RETRIES", "0")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.status(), "pushed");
+    assert_eq!(snapshot(&f.clone), before, "the build's clone was touched");
+    assert_eq!(
+        run.report["commit"]["sha"],
+        git(&f.bare, &["rev-parse", "release"]).as_str()
+    );
+    assert_eq!(git(&f.bare, &["rev-parse", "release~1"]), release_before);
+    assert_eq!(
+        git(&f.bare, &["diff", "--name-only", "release~1", "release"]),
+        "dist/ids.json"
+    );
+    assert_eq!(f.upstream_tip(), main_before, "main untouched");
+
+    // A branch that does not exist yet is created from the build's commit.
+    let run = f.run(&[("BRANCH", "generated/ids")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        git(&f.bare, &["rev-parse", "generated/ids~1"]),
+        git(&f.clone, &["rev-parse", "HEAD"])
+    );
+    assert_eq!(snapshot(&f.clone), before);
+}
+
+#[test]
+fn a_dirty_file_outside_files_never_breaks_a_pushable_run() {
+    let f = Fixture::new(Some(50));
+    // Upstream changes history/1.txt; the build has its own edit of it.
+    let other = f
+        .world
+        .pipelines_clone(&f.bare, "other", "main", None, f.bare.to_str().unwrap());
+    shell(
+        &other,
+        "echo upstream > history/1.txt && git commit -qam 'upstream edit' && git push -q origin main",
+    );
+    write_file(&f.clone, "history/1.txt", "the build's own edit\n");
+    f.write("dist/ids.json", "[8]\n");
+    let run = f.run(&[("FILES", "dist/")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    f.assert_landed(&run);
+    assert_eq!(git(&f.bare, &["show", "main:history/1.txt"]), "upstream");
+    assert_eq!(git(&f.bare, &["show", "main:dist/ids.json"]), "[8]");
+    assert!(run.stderr.contains("could not follow"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(f.clone.join("history/1.txt")).unwrap(),
+        "the build's own edit\n",
+        "a local modification is never overwritten"
+    );
+    assert!(run.report["recovery"].is_null());
+}
+
+#[test]
+fn the_clone_follows_a_replayed_push_on_the_checked_out_branch() {
+    let f = Fixture::new(Some(50));
+    let other = f
+        .world
+        .pipelines_clone(&f.bare, "other", "main", None, f.bare.to_str().unwrap());
+    shell(
+        &other,
+        "echo upstream > history/2.txt && git commit -qam 'upstream edit' && git push -q origin main",
+    );
+    f.write("dist/ids.json", "[9]\n");
+    let run = f.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    f.assert_landed(&run);
+    // As after `git commit` and `git pull --rebase`: HEAD is upstream's tip,
+    // the working tree and index match it.
+    assert_eq!(git(&f.clone, &["rev-parse", "HEAD"]), f.upstream_tip());
+    assert_eq!(status(&f.clone), "");
+    assert_eq!(
+        std::fs::read_to_string(f.clone.join("history/2.txt")).unwrap(),
+        "upstream\n"
+    );
+}
+
+/// Injects a failure into each step the run passes through: whatever
+/// fails, the artifact commit is kept as a bundle and a patch, the clone is
+/// as the build left it, and nothing was pushed twice.
+#[test]
+fn every_failure_after_the_commit_keeps_it() {
+    // (step, how to reach it)
+    let cases: [(&str, &str); 5] = [
+        ("push", "plain"),
+        ("wait", "race"),
+        ("fetch", "race"),
+        ("replay", "race"),
+        ("verify", "lost"),
+    ];
+    for (step, scene) in cases {
+        let f = Fixture::new(Some(50));
+        if scene == "race" {
+            let other =
+                f.world
+                    .pipelines_clone(&f.bare, "other", "main", None, f.bare.to_str().unwrap());
+            shell(
+                &other,
+                "echo x > moved.txt && git add moved.txt && git commit -qm moved && git push -q origin main",
+            );
+        }
+        if scene == "lost" {
+            // Refused after the answer was lost: the verdict asks first.
+            f.server.answer_next_for(
+                "git-receive-pack",
+                vec![Answer {
+                    status: 1,
+                    body: String::new(),
+                }],
+            );
+        }
+        let upstream_before = f.upstream_tip();
+        f.write("dist/ids.json", &format!("[\"{step}\"]\n"));
+        let head_before = git(&f.clone, &["rev-parse", "HEAD"]);
+        let retries = if scene == "lost" { "0" } else { "1" };
+        let run = f.run(&[("COMMIT_BACK_TEST_FAIL_AT", step), ("RETRIES", retries)]);
+        assert_eq!(run.code, 1, "{step}: {}", run.stderr);
+        assert_eq!(run.status(), "failed", "{step}");
+        assert!(
+            run.stderr
+                .contains(&format!("injected failure at step '{step}'")),
+            "{step}: {}",
+            run.stderr
+        );
+        let recovery = &run.report["recovery"];
+        assert!(
+            recovery.is_object(),
+            "{step}: no recovery files: {}",
+            run.stderr
+        );
+        let bundle = f.clone.join(recovery["bundle"].as_str().unwrap());
+        let patch = f.clone.join(recovery["patch"].as_str().unwrap());
+        assert!(bundle.exists() && patch.exists(), "{step}");
+        git(
+            &f.clone,
+            &["bundle", "verify", "-q", bundle.to_str().unwrap()],
+        );
+        assert!(
+            run.stderr.contains("is kept: bundle"),
+            "{step}: {}",
+            run.stderr
+        );
+        assert_eq!(git(&f.clone, &["rev-parse", "HEAD"]), head_before, "{step}");
+        assert_eq!(f.upstream_tip(), upstream_before, "{step}: nothing landed");
+    }
+}
+
+#[test]
+fn a_failure_to_follow_after_the_push_is_a_warning() {
+    let f = Fixture::new(Some(50));
+    f.write("dist/ids.json", "[10]\n");
+    let run = f.run(&[("COMMIT_BACK_TEST_FAIL_AT", "follow")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.status(), "pushed");
+    f.assert_landed(&run);
+    assert!(run.stderr.contains("could not follow"), "{}", run.stderr);
+    assert!(run.report["recovery"].is_null());
+}
+
+#[test]
+fn an_existing_tag_is_never_moved() {
+    let f = Fixture::new(Some(50));
+    shell(&f.bare, "git tag -a v1.0.0 -m 'the real release' main~1");
+    let tag_before = git(&f.bare, &["rev-parse", "v1.0.0"]);
+    let tagged = git(&f.bare, &["rev-parse", "v1.0.0^{commit}"]);
+    let main_before = f.upstream_tip();
+    f.write("version.txt", "1.0.0\n");
+    let run = f.run(&[("TAG", "v1.0.0")]);
+    assert_eq!(run.code, 8, "{}", run.stderr);
+    assert_eq!(run.status(), "blocked");
+    assert_eq!(run.blockage_kind(), "tag_exists");
+    let summary = run.report["blockage"]["summary"].as_str().unwrap();
+    assert!(summary.contains(&tagged[..12]), "{summary}");
+    let explanation = run.report["blockage"]["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains(run.report["commit"]["sha"].as_str().unwrap()),
+        "{explanation}"
+    );
+    assert_eq!(
+        git(&f.bare, &["rev-parse", "v1.0.0"]),
+        tag_before,
+        "the tag moved"
+    );
+    assert_eq!(f.upstream_tip(), main_before, "nothing pushed");
+    assert_eq!(run.report["attempts"], 0);
+    assert!(run.report["recovery"].is_object());
+    assert!(
+        f.server
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("git-receive-pack")),
+        "no push was sent"
+    );
+}
+
+#[test]
+fn a_tag_whose_answer_was_lost_is_found_and_not_pushed_again() {
+    let f = Fixture::new(Some(50));
+    f.server.answer_next_for(
+        "git-receive-pack",
+        vec![Answer {
+            status: 4,
+            body: String::new(),
+        }],
+    );
+    f.write("version.txt", "3.0.0\n");
+    let run = f.run(&[("TAG", "v3.0.0"), ("RETRIES", "0")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    f.assert_landed(&run);
+    assert_eq!(
+        git(&f.bare, &["rev-parse", "v3.0.0^{commit}"]),
+        f.upstream_tip()
+    );
+    let pushes = f
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("git-receive-pack"))
+        .count();
+    assert_eq!(pushes, 1, "nothing pushed twice");
+    assert!(
+        run.stderr.contains("already on the remote"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_report_says_what_became_of_each_ref() {
+    let f = Fixture::new(Some(50));
+    let old = f.upstream_tip();
+    f.write("version.txt", "4.0.0\n");
+    let run = f.run(&[("TAG", "v4.0.0")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let refs = run.report["refs"].as_array().unwrap();
+    assert_eq!(refs.len(), 2, "{refs:?}");
+    assert_eq!(refs[0]["name"], "refs/heads/main");
+    assert_eq!(refs[0]["old"], old.as_str());
+    assert_eq!(refs[0]["new"], f.upstream_tip().as_str());
+    assert_eq!(refs[0]["status"], "updated");
+    assert_eq!(refs[1]["name"], "refs/tags/v4.0.0");
+    assert!(refs[1]["old"].is_null());
+    assert_eq!(
+        refs[1]["new"],
+        git(&f.bare, &["rev-parse", "v4.0.0"]).as_str()
+    );
+    assert_eq!(refs[1]["status"], "updated");
+    // The clone has the tag too, as after `git tag` + `git push`.
+    assert_eq!(
+        git(&f.clone, &["rev-parse", "v4.0.0"]),
+        git(&f.bare, &["rev-parse", "v4.0.0"])
+    );
+}
