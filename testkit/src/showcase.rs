@@ -214,6 +214,14 @@ pub fn all(bin: &Path) -> Vec<Shown> {
     );
 
     let s = scene();
+    git(&s.bare, &["tag", "v1.4.0", "main~1"]);
+    show(
+        "tag_exists",
+        "TAG names a release that exists at another commit",
+        run(bin, &s, &[("TAG", "v1.4.0")]),
+    );
+
+    let s = scene();
     let unavailable = || Answer {
         status: 503,
         body: "Service Unavailable".into(),

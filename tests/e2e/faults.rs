@@ -121,8 +121,7 @@ fn eight_pipes_pushing_at_once_all_land_exactly_once() {
 }
 
 /// A server that stops reading the upload: the push gives up after
-/// NETWORK_TIMEOUT without progress, not after the upload's whole bound
-/// (10 × NETWORK_TIMEOUT), and the retry lands.
+/// NETWORK_TIMEOUT without progress, and the retry lands.
 #[test]
 fn stalled_upload_is_cut_off_after_network_timeout_then_retried() {
     let f = Fixture::new(Some(50));
@@ -148,7 +147,7 @@ fn stalled_upload_is_cut_off_after_network_timeout_then_retried() {
     );
     f.assert_landed(&run);
     assert!(f.server.requests().iter().any(|r| r.status == 3));
-    // The whole upload bound alone would be 20 s.
+    // Two attempts, one of them cut off after 2 s of silence.
     assert!(elapsed < std::time::Duration::from_secs(15), "{elapsed:?}");
     run.assert_secret_absent(TOKEN, &f.clone);
 }

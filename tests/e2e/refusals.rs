@@ -292,6 +292,7 @@ fn readme_refusal_examples_are_real_and_complete() {
         "repository_size_limit",
         "non_fast_forward",
         "rebase_conflict",
+        "tag_exists",
         "network",
         "hook_rejected",
         "unknown",
