@@ -88,10 +88,15 @@ pub fn parse_origin(url: &str) -> Option<Origin> {
 /// Where the push goes, as seen from this clone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Target {
-    /// The branch checked out here (or a detached HEAD: a CI checkout of one
-    /// commit), in this clone's repository: the clone follows what lands.
+    /// The branch checked out here, in this clone's repository: the clone
+    /// follows what lands.
     #[default]
     Checkout,
+    /// A detached HEAD (a CI checkout of one commit, a tag or custom
+    /// pipeline) in this clone's repository: the artifacts' changes go onto
+    /// the branch's tip; the clone follows only when that tip was HEAD
+    /// (never are commits between the tip and HEAD pushed with them).
+    Detached,
     /// Another branch of this clone's repository: the artifacts' changes are
     /// replayed onto its tip; the clone is left as the build left it.
     OtherBranch,
@@ -145,7 +150,9 @@ fn last_two(path: &str) -> Option<String> {
 pub fn target_of(checkout: &Checkout, clone: &RepoName, target: &RepoName, branch: &str) -> Target {
     if clone.differs_from(target) {
         Target::OtherRepository
-    } else if checkout.detached || checkout.branch.as_deref() == Some(branch) {
+    } else if checkout.detached {
+        Target::Detached
+    } else if checkout.branch.as_deref() == Some(branch) {
         Target::Checkout
     } else {
         Target::OtherBranch
@@ -211,7 +218,7 @@ mod tests {
                 &this,
                 url("https://bitbucket.org/acme/site.git"),
                 "main",
-                Target::Checkout,
+                Target::Detached,
             ),
             (
                 on("main"),
@@ -234,7 +241,7 @@ mod tests {
                 "main",
                 Target::OtherRepository,
             ),
-            // Bitbucket Server paths have no workspace/slug shape: locations decide.
+            // Bitbucket Server: `/scm/project/repo` over HTTPS, `/project/repo` over SSH.
             (
                 on("main"),
                 &url("https://git.example.com/scm/p/a.git"),
@@ -245,7 +252,7 @@ mod tests {
             (
                 on("main"),
                 &url("https://git.example.com/scm/p/a.git"),
-                url("ssh://git@git.example.com/scm/p/a.git"),
+                url("ssh://git@git.example.com:7999/p/a.git"),
                 "main",
                 Target::Checkout,
             ),

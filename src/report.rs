@@ -126,7 +126,8 @@ pub struct RefOutcome {
     pub old: Option<String>,
     /// What this run asked it to point at.
     pub new: String,
-    /// `updated`, `rejected`, or `unchanged` (it already pointed there).
+    /// `updated`, `rejected`, `unchanged` (it already pointed there), or
+    /// `deleted` (a tag this run created without its branch, withdrawn).
     pub status: String,
     /// The server's reason for a rejection.
     pub message: Option<String>,

@@ -454,13 +454,27 @@ impl Config {
             })
             .unwrap_or_default();
         let copy_everything = (target == Target::OtherRepository
-            && files.iter().any(|f| f == "."))
+            && files
+                .iter()
+                .any(|f| matches!(f.trim_end_matches('/'), "." | "" | "*" | "**" | "./*" | "./**")))
         .then(|| ConfigError::new(
             "FILES",
             "REMOTE_URL or REPOSITORY names another repository than this clone's: name the files to copy there, e.g. FILES='dist/api.json docs/generated/' (FILES=. would copy this whole repository's tree)",
         ));
 
         let mut notices = Vec::new();
+        // Another repository named by REMOTE_URL alone: the API (rules,
+        // pull requests) must ask about that one, not the build's.
+        let repository = match (target, &raw.repository, &raw.remote_url) {
+            (Target::OtherRepository, None, Some(url)) => {
+                let named = parse_origin(url).and_then(|o| o.full_name);
+                if named.is_none() {
+                    notices.push("REMOTE_URL names another repository whose workspace/repo_slug cannot be read from it: set REPOSITORY too, or the Bitbucket API (explanations, pull requests) stays unused.".to_owned());
+                }
+                named
+            }
+            _ => repository,
+        };
         if let Some(given) = &raw.remote_url
             && let Some((user, _)) = given
                 .split_once("://")

@@ -174,6 +174,17 @@ fn another_repository_needs_the_files_named() {
             (r, _) => panic!("{vars:?}: {:?}", r.map(|c| c.target)),
         }
     }
+    // REMOTE_URL alone names the other repository for the API too.
+    let c = with_checkout(
+        &[
+            token,
+            ("REMOTE_URL", "https://bitbucket.org/acme/docs.git"),
+            ("FILES", "api/"),
+        ],
+        checkout.clone(),
+    )
+    .unwrap();
+    assert_eq!(c.repository.as_deref(), Some("acme/docs"));
 }
 
 #[test]

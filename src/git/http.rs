@@ -193,9 +193,13 @@ struct Clock {
     start: Instant,
     /// Milliseconds since `start` at the last movement.
     last: AtomicU64,
-    /// Upload bytes taken by the connection, and when the first were.
+    /// Upload bytes taken by the connection.
     sent: AtomicU64,
-    first_sent: AtomicU64,
+    /// When the connection first stopped taking bytes at once (its buffers
+    /// were full), and how many it had taken by then: from there on, the
+    /// rate at which it takes them is the link's.
+    pressure_at: AtomicU64,
+    sent_at_pressure: AtomicU64,
     upload_done: AtomicBool,
 }
 
@@ -205,7 +209,8 @@ impl Clock {
             start: Instant::now(),
             last: AtomicU64::new(0),
             sent: AtomicU64::new(0),
-            first_sent: AtomicU64::new(u64::MAX),
+            pressure_at: AtomicU64::new(u64::MAX),
+            sent_at_pressure: AtomicU64::new(0),
             upload_done: AtomicBool::new(false),
         }
     }
@@ -219,12 +224,17 @@ impl Clock {
     }
 
     fn sent(&self, n: usize) {
-        let now = self.now_ms();
-        let _ =
-            self.first_sent
-                .compare_exchange(u64::MAX, now, Ordering::Relaxed, Ordering::Relaxed);
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
-        self.last.store(now, Ordering::Relaxed);
+        self.moved();
+    }
+
+    /// The upload had to wait for the connection (once is enough).
+    fn pressure(&self) {
+        if self.pressure_at.load(Ordering::Relaxed) == u64::MAX {
+            self.sent_at_pressure
+                .store(self.sent.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.pressure_at.store(self.now_ms(), Ordering::Relaxed);
+        }
     }
 
     fn silent_for(&self) -> Duration {
@@ -235,21 +245,25 @@ impl Clock {
     }
 
     /// After the upload: the last bytes the connection took may still be
-    /// in the network's buffers, unseen. At the rate the upload went, that
-    /// many bytes (at most BUFFERED_AT_MOST) take this long to drain.
+    /// in the network's buffers, unseen. They are at most all it took, and
+    /// at most BUFFERED_AT_MOST; they drain at the rate the connection took
+    /// bytes once its buffers were full, or, if they never were, at
+    /// SLOWEST_LINK.
     fn drain_allowance(&self) -> Duration {
         if !self.upload_done.load(Ordering::Relaxed) {
             return Duration::ZERO;
         }
         let sent = self.sent.load(Ordering::Relaxed);
-        let first = self.first_sent.load(Ordering::Relaxed);
+        let buffered = sent.min(BUFFERED_AT_MOST) as f64;
+        let since = self.pressure_at.load(Ordering::Relaxed);
         let last = self.last.load(Ordering::Relaxed);
-        if first == u64::MAX || sent == 0 {
-            return Duration::ZERO;
-        }
-        let secs = (last.saturating_sub(first)).max(1) as f64 / 1000.0;
-        let rate = sent as f64 / secs;
-        Duration::from_secs_f64((sent.min(BUFFERED_AT_MOST) as f64 / rate).min(3600.0))
+        let rate = if since != u64::MAX && last > since + 200 {
+            let taken = sent.saturating_sub(self.sent_at_pressure.load(Ordering::Relaxed));
+            (taken as f64 * 1000.0 / (last - since) as f64).max(1.0)
+        } else {
+            SLOWEST_LINK
+        };
+        Duration::from_secs_f64((buffered / rate).min(3600.0))
     }
 }
 
@@ -274,6 +288,10 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// At most this much of an upload is taken to sit in the network's buffers
 /// (a Linux send buffer grows to 4 MiB, a receive buffer to 6 MiB).
 const BUFFERED_AT_MOST: u64 = 8 * 1024 * 1024;
+
+/// Bytes per second assumed for draining an upload that never filled the
+/// connection's buffers (no rate could be seen).
+const SLOWEST_LINK: f64 = 256.0 * 1024.0;
 
 /// How often a wait looks at the clock.
 const TICK: Duration = Duration::from_millis(100);
@@ -472,6 +490,7 @@ impl Stream {
                         return Err(io::Error::other("the server stopped reading the request"));
                     }
                     Err(SendTimeoutError::Timeout(back)) => {
+                        self.clock.pressure();
                         if self.clock.silent_for() < timeout {
                             piece = back;
                             continue;
@@ -532,8 +551,15 @@ impl Stream {
                     let allowed = timeout + self.clock.drain_allowance();
                     if self.clock.silent_for() >= allowed {
                         self.answer = None;
+                        let what = match self.service {
+                            Service::UploadPackLs | Service::ReceivePackLs => {
+                                "the ref advertisement"
+                            }
+                            Service::UploadPack => "the fetch",
+                            Service::ReceivePack => "the push's answer",
+                        };
                         let text = format!(
-                            "timed out: the server sent nothing for {} s",
+                            "{what} timed out: the server sent nothing for {} s",
                             allowed.as_secs()
                         );
                         self.record(HttpFailure {
@@ -584,6 +610,7 @@ impl Stream {
             self.answer = Some(spawn_request(self.request(&url)?, self.clock.clone()));
         }
         let mut hops = 0;
+        let original_base = self.base.clone();
         loop {
             let (status, content_type, location) = match self.next_msg()? {
                 Msg::Head {
@@ -632,6 +659,15 @@ impl Stream {
                     "{url} is not a git smart-HTTP endpoint (content-type '{content_type}')"
                 )));
             }
+            if hops > 0 {
+                // Recorded once the new home answered as a git repository.
+                let mut moved = self.ctx.moved.lock().unwrap_or_else(|e| e.into_inner());
+                let given = moved
+                    .as_ref()
+                    .map(|(g, _)| g.clone())
+                    .unwrap_or_else(|| original_base.clone());
+                *moved = Some((given, self.base.clone()));
+            }
             return Ok(());
         }
     }
@@ -660,7 +696,6 @@ impl Stream {
         };
         let next = reqwest::Url::parse(url)
             .and_then(|u| u.join(location))
-            .map(|u| u.to_string())
             .map_err(|_| {
                 refuse(
                     self,
@@ -670,14 +705,18 @@ impl Stream {
                     ),
                 )
             })?;
-        let shown = crate::text::untrusted(&strip_userinfo(&next));
+        let mut clean = next.clone();
+        // Credentials never travel in a URL, not even one a server names.
+        let _ = clean.set_username("");
+        let _ = clean.set_password(None);
+        let shown = crate::text::untrusted(clean.as_str());
         if hops >= MAX_REDIRECTS {
             return Err(refuse(
                 self,
                 format!("more than {MAX_REDIRECTS} redirects (the last to {shown})"),
             ));
         }
-        if !crate::origin::may_follow_with_credentials(url, &next) {
+        if !crate::origin::may_follow_with_credentials(url, clean.as_str()) {
             return Err(refuse(
                 self,
                 format!(
@@ -685,20 +724,20 @@ impl Stream {
                 ),
             ));
         }
-        let Some(new_base) = next.split_once("/info/refs").map(|(b, _)| b.to_owned()) else {
+        let Some(path) = clean.path().strip_suffix("/info/refs").map(str::to_owned) else {
             return Err(refuse(
                 self,
                 format!("the server redirects to {shown}, which is not a git repository URL"),
             ));
         };
-        let mut moved = self.ctx.moved.lock().unwrap_or_else(|e| e.into_inner());
-        let original = moved
-            .as_ref()
-            .map(|(o, _)| o.clone())
-            .unwrap_or_else(|| self.base.clone());
-        *moved = Some((original, new_base.clone()));
-        self.base = new_base;
-        Ok(next)
+        let mut base = clean.clone();
+        base.set_path(&path);
+        base.set_query(None);
+        base.set_fragment(None);
+        self.base = base.as_str().trim_end_matches('/').to_owned();
+        // The service asked for stays the one libgit2 asked for.
+        let (url, ..) = self.endpoint();
+        Ok(url)
     }
 
     fn record(&self, failure: HttpFailure) {

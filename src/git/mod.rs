@@ -36,6 +36,9 @@ pub struct CommitRequest<'a> {
     pub author_name: &'a str,
     pub author_email: &'a str,
     pub trailer_value: &'a str,
+    /// Commit even when FILES match HEAD: another repository gets a copy of
+    /// FILES whatever this clone's HEAD already holds.
+    pub keep_unchanged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -228,7 +231,7 @@ impl Repo {
             Err(e) => return Err(e).context("reading HEAD"),
         };
         let parent_tree = parent.as_ref().map(|p| p.tree()).transpose()?;
-        if parent_tree.as_ref().map(|t| t.id()) == Some(tree_oid) {
+        if parent_tree.as_ref().map(|t| t.id()) == Some(tree_oid) && !req.keep_unchanged {
             return Ok(CommitOutcome::NothingToCommit);
         }
         let files = changed_files(repo, parent_tree.as_ref(), &tree)?;
@@ -280,6 +283,11 @@ impl Repo {
     /// checkout: local modifications are never overwritten), then HEAD follows.
     /// Returns whether the clone reached `landed`.
     pub fn adopt(&self, artifact: Oid, landed: Oid) -> Result<()> {
+        // What to put back if the clone cannot reach `landed`: then it is
+        // left exactly as the build left it.
+        let index_path = self.inner.path().join("index");
+        let index_before = std::fs::read(&index_path).ok();
+        let head_before = self.head_commit();
         if let Some(mut index) = self.staged.borrow_mut().take() {
             // Owned by the repository again before it is written: libgit2
             // then smudges racily clean entries (a file changed in the same
@@ -297,9 +305,19 @@ impl Repo {
         let target = self.inner.find_commit(landed)?;
         let mut checkout = git2::build::CheckoutBuilder::new();
         checkout.safe();
-        self.inner
+        if let Err(e) = self
+            .inner
             .checkout_tree(target.as_object(), Some(&mut checkout))
-            .context("updating the working tree")?;
+        {
+            // libgit2 finds the conflicts before it writes a file.
+            if let Some(bytes) = index_before {
+                let _ = std::fs::write(&index_path, bytes);
+            }
+            if let Some(head) = head_before {
+                let _ = self.move_head(head);
+            }
+            return Err(e).context("updating the working tree");
+        }
         self.move_head(landed)
     }
 
@@ -362,33 +380,45 @@ impl Repo {
             .map(|b| repo.find_commit(b))
             .transpose()
             .context("the fetched branch tip is missing")?;
-        let base_tree = match &base_commit {
-            Some(c) => c.tree()?,
-            None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
-        };
-        let spec = git2::Pathspec::new(specs.iter())?;
-        let mut update = git2::build::TreeUpdateBuilder::new();
-        let flags = git2::PathspecFlags::DEFAULT;
-        let matched = spec.match_tree(&ours_tree, flags)?;
-        let mut present = std::collections::HashSet::new();
-        for path in matched.entries() {
-            let path = String::from_utf8_lossy(path).into_owned();
-            let entry = ours_tree.get_path(Path::new(&path))?;
-            update.upsert(&path, entry.id(), file_mode(entry.filemode()));
-            present.insert(path);
+        // An index, not a tree update: a FILES path that is a file here and
+        // a directory there (or the reverse) replaces what was there, as
+        // `git add` would; a tree update refuses such a change.
+        let mut index = git2::Index::new()?;
+        if let Some(c) = &base_commit {
+            index.read_tree(&c.tree()?)?;
         }
-        if let Some(before) = &before
-            && let Ok(matched) = spec.match_tree(before, flags)
-        {
-            for path in matched.entries() {
-                let path = String::from_utf8_lossy(path).into_owned();
-                if !present.contains(&path) && base_tree.get_path(Path::new(&path)).is_ok() {
-                    update.remove(&path);
+        let spec = git2::Pathspec::new(specs.iter())?;
+        let flags = git2::PathspecFlags::DEFAULT;
+        let mut present = std::collections::HashSet::new();
+        for path in spec.match_tree(&ours_tree, flags)?.entries() {
+            let entry = ours_tree.get_path(Path::new(&*String::from_utf8_lossy(path)))?;
+            index.add(&git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: entry.filemode() as u32,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id: entry.id(),
+                flags: 0,
+                flags_extended: 0,
+                path: path.to_vec(),
+            })?;
+            present.insert(path.to_vec());
+        }
+        if let Some(before) = &before {
+            for path in spec.match_tree(before, flags)?.entries() {
+                if !present.contains(path) {
+                    // Deleted by the build: deleted there too, if it is there.
+                    let _ = index.remove_path(Path::new(&*String::from_utf8_lossy(path)));
                 }
             }
         }
-        let tree_oid = update.create_updated(repo, &base_tree)?;
-        if base_commit.is_some() && tree_oid == base_tree.id() {
+        let tree_oid = index.write_tree_to(repo)?;
+        let base_tree = base_commit.as_ref().map(|c| c.tree_id());
+        if base_tree == Some(tree_oid) {
             return Ok(RebaseOutcome::AlreadyUpstream);
         }
         let tree = repo.find_tree(tree_oid)?;
@@ -511,16 +541,6 @@ fn conflicted_files(index: &git2::Index) -> Result<Vec<String>> {
     Ok(files)
 }
 
-fn file_mode(mode: i32) -> git2::FileMode {
-    match mode {
-        0o100755 => git2::FileMode::BlobExecutable,
-        0o120000 => git2::FileMode::Link,
-        0o160000 => git2::FileMode::Commit,
-        0o040000 => git2::FileMode::Tree,
-        _ => git2::FileMode::Blob,
-    }
-}
-
 fn changed_files(
     repo: &Repository,
     old: Option<&git2::Tree<'_>>,
@@ -574,6 +594,7 @@ mod tests {
             author_name: "a",
             author_email: "a@b",
             trailer_value: "t",
+            keep_unchanged: false,
         };
         match repo.commit_artifacts(&req, WriteMode::InMemory).unwrap() {
             CommitOutcome::Created(c) => assert_eq!(c.files, ["gen/wanted.json"]),

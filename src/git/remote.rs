@@ -69,14 +69,21 @@ pub enum BranchTip {
 const UPSTREAM_REF: &str = "refs/commit-back/upstream";
 
 impl Endpoint {
-    /// Pushes `updates` (commit or tag object -> full ref name) in one
-    /// request; `force` marks the refs that may be moved (never a tag the
-    /// run did not create).
+    /// Pushes `updates` (commit or tag object -> full ref name; the zero id
+    /// deletes) in one request; `force` marks the refs that may be moved
+    /// (never a tag the run did not create).
     pub fn push(&self, repo: &Repo, updates: &[(Oid, String, bool)]) -> Pushed {
         let refspecs: Vec<String> = updates
             .iter()
-            .map(|(oid, name, force)| format!("{}{oid}:{name}", if *force { "+" } else { "" }))
+            .map(|(oid, name, force)| match (oid.is_zero(), force) {
+                // The zero id deletes the ref.
+                (true, _) => format!(":{name}"),
+                (false, true) => format!("+{oid}:{name}"),
+                (false, false) => format!("{oid}:{name}"),
+            })
             .collect();
+        // A failure left by an earlier request must not explain this one.
+        let _ = http::take_failure();
         let sideband = RefCell::new(String::new());
         let statuses: RefCell<Vec<(String, Option<String>)>> = RefCell::new(Vec::new());
         let olds: RefCell<Vec<(String, Oid)>> = RefCell::new(Vec::new());
@@ -169,6 +176,7 @@ impl Endpoint {
     /// again (no ref of the clone is touched); None when it does not exist.
     #[allow(clippy::result_large_err)]
     fn fetch_ref(&self, repo: &Repo, name: &str) -> Result<Option<Oid>, Evidence> {
+        let _ = http::take_failure();
         let raw = repo.raw();
         if let Ok(mut r) = raw.find_reference(UPSTREAM_REF) {
             let _ = r.delete();
@@ -200,6 +208,7 @@ impl Endpoint {
     /// is where Bitbucket refuses credentials, 2SV, IP allowlists and scopes.
     #[allow(clippy::result_large_err)]
     pub fn check_push_access(&self, repo: &Repo, branch: &str) -> Result<BranchTip, Evidence> {
+        let _ = http::take_failure();
         let auth_attempts = Cell::new(0u32);
         let mut remote = repo
             .raw()

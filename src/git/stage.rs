@@ -931,6 +931,7 @@ mod tests {
             author_name: "a",
             author_email: "a@b",
             trailer_value: "t",
+            keep_unchanged: false,
         };
         match repo.commit_artifacts(&req, WriteMode::Disk).unwrap() {
             CommitOutcome::Created(c) => {

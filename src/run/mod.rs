@@ -155,6 +155,7 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
             author_name: &config.author_name,
             author_email: &config.author_email,
             trailer_value: &trailer,
+            keep_unchanged: config.target == crate::checkout::Target::OtherRepository,
         },
         tag_oid: None,
         sent: Vec::new(),
@@ -321,7 +322,7 @@ impl Pusher<'_> {
         };
         if let Some((given, new)) = git::http::take_moved() {
             log.warning(format!(
-                "The repository redirected from {given} to {new}: it was pushed there; set REMOTE_URL={new} (or REPOSITORY to its new name) so the next run goes there directly."
+                "The repository redirected from {given} to {new}, and this run used the new URL; set REMOTE_URL={new} (or REPOSITORY to its new name) so the next run goes there directly."
             ));
         }
         result

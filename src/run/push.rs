@@ -132,7 +132,7 @@ impl Machine {
     pub fn start(target: Target) -> Step {
         match target {
             Target::Checkout => Step::Push,
-            Target::OtherBranch | Target::OtherRepository => Step::Fetch,
+            Target::Detached | Target::OtherBranch | Target::OtherRepository => Step::Fetch,
         }
     }
 
@@ -403,6 +403,9 @@ impl Pusher<'_> {
         let (repo, config) = (self.repo, self.config);
         let outcome = match (config.target, p.tip) {
             (Target::OtherRepository, tip) => repo.overlay(artifact.oid, tip, &config.files)?,
+            // Already on the tip (the first push to a branch whose tip is
+            // this checkout's HEAD): nothing to replay.
+            (_, Some(tip)) if p.current.parent == Some(tip) => return Ok(Event::Replayed),
             (_, Some(tip)) => repo.rebase(p.current.oid, tip)?,
             // The branch does not exist (yet, or any more): pushing creates it.
             (_, None) => return Ok(Event::Replayed),
@@ -557,6 +560,9 @@ impl Pusher<'_> {
                 Ok(())
             }
             End::Refused => {
+                if p.tag_is_ours {
+                    self.withdraw_tag(endpoint);
+                }
                 if self.report.attempts > 1 {
                     self.closing_notes
                         .push(format!("{}.", self.attempts_summary()));
@@ -604,7 +610,7 @@ impl Pusher<'_> {
             (Some(tag), None) => self.push_tag_alone(endpoint, tag, &commit).err(),
         };
         if tag_refusal.is_none()
-            && let (Some(tag), Some(tag_oid), Target::Checkout) =
+            && let (Some(tag), Some(tag_oid), Target::Checkout | Target::Detached) =
                 (&self.config.tag, self.tag_oid, self.config.target)
         {
             match self.repo.record_tag(tag, tag_oid) {
@@ -691,6 +697,27 @@ impl Pusher<'_> {
         }
     }
 
+    /// The run failed after an attempt landed the tag but not the branch
+    /// (a server without atomic pushes): the tag this run created points at
+    /// a commit the branch does not hold, so it is deleted again.
+    fn withdraw_tag(&mut self, endpoint: &Endpoint) {
+        let Some(tag) = self.config.tag.clone() else {
+            return;
+        };
+        let name = format!("refs/tags/{tag}");
+        let pushed = endpoint.push(self.repo, &[(Oid::ZERO_SHA1, name, true)]);
+        self.record_refs(&pushed.refs);
+        match pushed.outcome {
+            PushOutcome::Accepted(_) => self.closing_notes.push(format!(
+                "An attempt had created the tag {tag} without the branch (the server does not offer atomic pushes); it was deleted again."
+            )),
+            PushOutcome::Refused(_) => self.closing_notes.push(format!(
+                "An attempt created the tag {tag} without the branch (the server does not offer atomic pushes), and it could not be deleted: it points at a commit {} does not hold.",
+                self.config.branch
+            )),
+        }
+    }
+
     /// The branch landed, the tag did not: `pushed`, with the tag's
     /// refusal explained (its kind decides the exit code).
     fn tag_refused(&mut self, evidence: Evidence) {
@@ -715,9 +742,15 @@ impl Pusher<'_> {
     /// The clone follows what landed, when the target is the branch checked
     /// out here; a failure is a warning (the push stands).
     fn follow(&self, artifact: &ArtifactCommit, landed: Oid) {
-        if self.config.target != Target::Checkout {
+        // A detached HEAD follows only a commit built right on it.
+        let follows = match self.config.target {
+            Target::Checkout => true,
+            Target::Detached => self.repo.first_parent(landed) == artifact.parent,
+            Target::OtherBranch | Target::OtherRepository => false,
+        };
+        if !follows {
             self.log.info(format!(
-                "The clone is left as the build left it ({} is not the branch checked out here).",
+                "The clone is left as the build left it ({} is not the branch checked out here, or its tip is not this checkout's HEAD).",
                 self.config.branch
             ));
             return;
@@ -749,6 +782,7 @@ impl Pusher<'_> {
         for r in refs {
             let (status, message) = match &r.result {
                 None => continue,
+                Some(Ok(())) if r.new.is_zero() => ("deleted", None),
                 Some(Ok(())) if r.old == Some(r.new) => ("unchanged", None),
                 Some(Ok(())) => ("updated", None),
                 Some(Err(m)) => ("rejected", Some(m.clone())),
@@ -993,6 +1027,7 @@ mod tests {
     fn starts() {
         assert_eq!(Machine::start(Target::Checkout), Step::Push);
         assert_eq!(Machine::start(Target::OtherBranch), Step::Fetch);
+        assert_eq!(Machine::start(Target::Detached), Step::Fetch);
         assert_eq!(Machine::start(Target::OtherRepository), Step::Fetch);
     }
 

@@ -91,9 +91,24 @@ pub(super) fn unanswered(attempt: &report::Attempt) -> bool {
     attempt.outcome == "network"
         && match attempt.detail.as_deref() {
             Some(d) if d.starts_with("HTTP ") => matches!(d, "HTTP 502" | "HTTP 504"),
-            _ => true,
+            // Failures before a push could be sent cannot have applied one.
+            Some(d) => !NOTHING_SENT
+                .iter()
+                .any(|n| d.to_ascii_lowercase().contains(n)),
+            None => true,
         }
 }
+
+/// Network errors that happen before the push is sent: the connection was
+/// never made, or the ref advertisement (which precedes the push) failed.
+const NOTHING_SENT: &[&str] = &[
+    "failed to connect",
+    "connection refused",
+    "failed to resolve",
+    "could not resolve",
+    "dns error",
+    "the ref advertisement",
+];
 
 fn kind_name(kind: BlockageKind) -> String {
     serde_json::to_value(kind)

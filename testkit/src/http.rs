@@ -158,7 +158,6 @@ impl GitHttpServer {
         self
     }
 
-    /// Act as the Pipelines auth proxy: proxied requests without credentials push as `user`.
     /// Reads every request body at `bytes_per_second` at most (a slow but
     /// steady link), in small reads so the client sees steady progress.
     pub fn throttle_uploads(&self, bytes_per_second: u64) -> &Self {
@@ -166,6 +165,7 @@ impl GitHttpServer {
         self
     }
 
+    /// Act as the Pipelines auth proxy: proxied requests without credentials push as `user`.
     pub fn proxy_as(&self, user: &str) -> &Self {
         self.state.lock().unwrap().proxy_user = Some(user.to_owned());
         self

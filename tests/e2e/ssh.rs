@@ -111,6 +111,35 @@ fn tag_follows_the_branch_over_ssh() {
     );
 }
 
+/// Over SSH the tag follows the branch in a second push: when the branch
+/// lands and the tag is refused, the run says exactly that.
+#[test]
+fn branch_landed_tag_refused_over_ssh() {
+    let s = fixture(false, true);
+    s.f.world.hook(
+        &s.f.bare,
+        "pre-receive",
+        "#!/bin/sh\nwhile read old new ref; do case $ref in refs/tags/*) echo \"Tags are created by the release team.\" >&2; exit 1;; esac; done\n",
+    );
+    let run = s.run(&[("TAG", "v10")]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    assert_eq!(run.blockage_kind(), "hook_rejected");
+    assert_eq!(run.code, 1, "the tag's refusal decides the exit code");
+    s.f.assert_landed(&run);
+    assert!(git(&s.f.bare, &["tag", "-l", "v10"]).is_empty());
+    let summary = run.report["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Pushed ") && summary.contains("The tag v10 was not pushed"),
+        "{summary}"
+    );
+    let refs = run.report["refs"].as_array().unwrap();
+    assert_eq!(refs[0]["name"], "refs/heads/main");
+    assert_eq!(refs[0]["status"], "updated");
+    assert_eq!(refs[1]["name"], "refs/tags/v10");
+    assert_eq!(refs[1]["status"], "rejected");
+    assert!(run.report["recovery"].is_null(), "the commit is upstream");
+}
+
 #[test]
 fn unregistered_key_fails_once_as_invalid_credentials() {
     let s = fixture(false, false);

@@ -23,7 +23,10 @@ fn snapshot(dir: &std::path::Path) -> String {
     ));
     let mut files: Vec<_> = testkit::walk(dir)
         .into_iter()
-        .filter(|p| !p.strip_prefix(dir).unwrap().starts_with(".git"))
+        .filter(|p| {
+            let rel = p.strip_prefix(dir).unwrap();
+            !rel.starts_with(".git") && !rel.starts_with("commit-back-recovery")
+        })
         .collect();
     files.sort();
     for f in files {
@@ -226,7 +229,7 @@ fn every_failure_after_the_commit_keeps_it() {
         }
         let upstream_before = f.upstream_tip();
         f.write("dist/ids.json", &format!("[\"{step}\"]\n"));
-        let head_before = git(&f.clone, &["rev-parse", "HEAD"]);
+        let before = snapshot(&f.clone);
         let retries = if scene == "lost" { "0" } else { "1" };
         let run = f.run(&[("COMMIT_BACK_TEST_FAIL_AT", step), ("RETRIES", retries)]);
         assert_eq!(run.code, 1, "{step}: {}", run.stderr);
@@ -255,8 +258,18 @@ fn every_failure_after_the_commit_keeps_it() {
             "{step}: {}",
             run.stderr
         );
-        assert_eq!(git(&f.clone, &["rev-parse", "HEAD"]), head_before, "{step}");
+        assert_eq!(snapshot(&f.clone), before, "{step}: the clone was touched");
         assert_eq!(f.upstream_tip(), upstream_before, "{step}: nothing landed");
+        let pushes = f
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("git-receive-pack"))
+            .count();
+        // A lost race is seen in the ref advertisement (no POST); the
+        // "lost" scene's one push was sent and never answered.
+        let expected = usize::from(scene == "lost");
+        assert_eq!(pushes, expected, "{step}: pushes sent");
     }
 }
 
@@ -366,4 +379,104 @@ fn the_report_says_what_became_of_each_ref() {
         git(&f.clone, &["rev-parse", "v4.0.0"]),
         git(&f.bare, &["rev-parse", "v4.0.0"])
     );
+}
+
+/// Another repository named by REMOTE_URL alone: the report and the API
+/// name that repository; FILES that this clone's HEAD already holds are
+/// copied all the same; a file there where the build has a directory is
+/// replaced, as `git add` would.
+#[test]
+fn a_copy_names_its_repository_and_copies_unchanged_files_too() {
+    let f = Fixture::new(Some(50));
+    let docs = f.world.upstream("ws/docs", 1);
+    // docs has a file `api` where the build has a directory `api/`.
+    let seed = f
+        .world
+        .pipelines_clone(&docs, "docs-seed", "main", None, docs.to_str().unwrap());
+    shell(
+        &seed,
+        "echo old > api && git add api && git commit -qm api && git push -q origin main",
+    );
+    // The build's FILES are committed and unchanged in its own HEAD.
+    shell(
+        &f.clone,
+        "mkdir api && echo spec > api/spec.json && git add api && git commit -qm spec",
+    );
+    let before = snapshot(&f.clone);
+    let url = f.server.url("ws/docs.git");
+    let run = f.run(&[("REMOTE_URL", &url), ("FILES", "api/")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    assert_eq!(run.report["repository"], "ws/docs");
+    assert_eq!(git(&docs, &["show", "main:api/spec.json"]), "spec");
+    assert_eq!(
+        git(&docs, &["ls-tree", "--name-only", "main"]),
+        "api\nhistory"
+    );
+    assert_eq!(snapshot(&f.clone), before);
+}
+
+/// A detached HEAD (a CI checkout of one commit) ahead of main: only the
+/// artifacts' changes go onto main, never the commits between, and the
+/// clone is left alone; at main's tip, the clone follows.
+#[test]
+fn a_detached_head_never_pushes_the_commits_between() {
+    let f = Fixture::new(Some(50));
+    let main_before = f.upstream_tip();
+    shell(
+        &f.clone,
+        "echo feature > feature.txt && git add feature.txt && git commit -qm 'unreviewed feature' && git checkout -q --detach",
+    );
+    f.write("dist/ids.json", "[14]\n");
+    let before = snapshot(&f.clone);
+    let run = f.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.status(), "pushed");
+    assert_eq!(git(&f.bare, &["rev-parse", "main~1"]), main_before);
+    assert_eq!(
+        git(&f.bare, &["diff", "--name-only", "main~1", "main"]),
+        "dist/ids.json"
+    );
+    assert_eq!(snapshot(&f.clone), before, "the clone was touched");
+
+    // Detached at main's tip (the usual CI checkout): the clone follows.
+    let g = Fixture::new(Some(50));
+    shell(&g.clone, "git checkout -q --detach");
+    g.write("dist/ids.json", "[15]\n");
+    let run = g.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    g.assert_landed(&run);
+    assert_eq!(git(&g.clone, &["rev-parse", "HEAD"]), g.upstream_tip());
+    assert_eq!(status(&g.clone), "");
+}
+
+/// A server without atomic pushes takes the tag and refuses the branch:
+/// the run fails, and the tag it created is withdrawn.
+#[test]
+fn a_tag_landed_without_its_branch_is_withdrawn() {
+    let f = Fixture::new(Some(50));
+    git(&f.bare, &["config", "receive.advertiseAtomic", "false"]);
+    f.world.hook(
+        &f.bare,
+        "update",
+        "#!/bin/sh\ncase \"$1\" in refs/heads/main) echo 'Permission denied to update branch main.' >&2; exit 1;; esac\nexit 0\n",
+    );
+    f.write("version.txt", "5.0.0\n");
+    let run = f.run(&[("TAG", "v5.0.0")]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(run.blockage_kind(), "branch_restriction");
+    assert!(
+        git(&f.bare, &["tag", "-l", "v5.0.0"]).is_empty(),
+        "the tag was left behind"
+    );
+    let refs = run.report["refs"].as_array().unwrap();
+    assert_eq!(refs[1]["name"], "refs/tags/v5.0.0");
+    assert_eq!(refs[1]["status"], "deleted", "{refs:?}");
+    assert!(
+        run.report["blockage"]["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("deleted again")
+    );
+    assert!(run.report["recovery"].is_object());
 }
