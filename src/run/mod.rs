@@ -1,5 +1,5 @@
 //! One run of the pipe, start to finish: variables -> config -> commit ->
-//! push with retries -> report. Data flows one way; the decisions about *why*
+//! push (the state machine in [`push`]) -> report. Data flows one way; the decisions about *why*
 //! a push was refused belong to `classify`, the git mechanics to `git`, and
 //! what the run does about a refusal to [`refused`].
 
@@ -162,7 +162,7 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
         current: None,
         closing_notes: Vec::new(),
     };
-    match push.go() {
+    match push.commit_and_push() {
         Ok(()) => {}
         Err(e) => {
             push.report.status = Status::Failed;
@@ -220,7 +220,8 @@ struct Pusher<'a> {
 }
 
 impl Pusher<'_> {
-    fn go(&mut self) -> anyhow::Result<()> {
+    /// Checks, commits, then hands the commit to the push machine ([`push`]).
+    fn commit_and_push(&mut self) -> anyhow::Result<()> {
         let (config, log, repo) = (self.config, self.log, self.repo);
         self.announce_credential();
         for notice in &config.notices {

@@ -557,6 +557,11 @@ impl Pusher<'_> {
                 );
                 self.follow(artifact, tip);
                 self.log.success(&self.report.summary);
+                if let Some(tag) = &self.config.tag {
+                    self.log.warning(format!(
+                        "TAG {tag} was not pushed: there is no new commit to tag."
+                    ));
+                }
                 Ok(())
             }
             End::Refused => {
