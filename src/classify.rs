@@ -88,7 +88,7 @@ impl Evidence {
     }
 }
 
-/// Only the kind: used by the retry loop and table tests.
+/// Only the kind: used by the push state machine and table tests.
 pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
     use BlockageKind::*;
     let t = e.haystack();

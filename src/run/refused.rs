@@ -1,7 +1,7 @@
 //! When Bitbucket refuses, or might: the refusal predicted (DRY_RUN),
 //! explained with what the API can tell, worked around (a pull request,
 //! ON_RESTRICTED=pull-request), reported (Code Insights), and the commit kept
-//! as recovery files. The push loop itself is in the parent module.
+//! as recovery files. The push itself is the state machine in [`super::push`].
 
 use super::{API_TIMEOUT_SECS, Pusher, short};
 use crate::bitbucket::Client;

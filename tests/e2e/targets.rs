@@ -40,6 +40,14 @@ fn snapshot(dir: &std::path::Path) -> String {
     out
 }
 
+/// Someone else pushes `script`'s commit to main while the build runs.
+fn upstream_moves(f: &Fixture, script: &str) {
+    let other = f
+        .world
+        .pipelines_clone(&f.bare, "other", "main", None, f.bare.to_str().unwrap());
+    shell(&other, &format!("{script} && git push -q origin main"));
+}
+
 fn sha(bytes: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -145,15 +153,13 @@ fn another_branch_gets_the_changes_and_the_clone_stays_as_the_build_left_it() {
 fn a_dirty_file_outside_files_never_breaks_a_pushable_run() {
     let f = Fixture::new(Some(50));
     // Upstream changes history/1.txt; the build has its own edit of it.
-    let other = f
-        .world
-        .pipelines_clone(&f.bare, "other", "main", None, f.bare.to_str().unwrap());
-    shell(
-        &other,
-        "echo upstream > history/1.txt && git commit -qam 'upstream edit' && git push -q origin main",
+    upstream_moves(
+        &f,
+        "echo upstream > history/1.txt && git commit -qam 'upstream edit'",
     );
     write_file(&f.clone, "history/1.txt", "the build's own edit\n");
     f.write("dist/ids.json", "[8]\n");
+    let before = snapshot(&f.clone);
     let run = f.run(&[("FILES", "dist/")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.status(), "pushed", "{}", run.stderr);
@@ -166,18 +172,17 @@ fn a_dirty_file_outside_files_never_breaks_a_pushable_run() {
         "the build's own edit\n",
         "a local modification is never overwritten"
     );
+    // The clone that could not follow is as the build left it.
+    assert_eq!(snapshot(&f.clone), before);
     assert!(run.report["recovery"].is_null());
 }
 
 #[test]
 fn the_clone_follows_a_replayed_push_on_the_checked_out_branch() {
     let f = Fixture::new(Some(50));
-    let other = f
-        .world
-        .pipelines_clone(&f.bare, "other", "main", None, f.bare.to_str().unwrap());
-    shell(
-        &other,
-        "echo upstream > history/2.txt && git commit -qam 'upstream edit' && git push -q origin main",
+    upstream_moves(
+        &f,
+        "echo upstream > history/2.txt && git commit -qam 'upstream edit'",
     );
     f.write("dist/ids.json", "[9]\n");
     let run = f.run(&[]);
@@ -209,12 +214,9 @@ fn every_failure_after_the_commit_keeps_it() {
     for (step, scene) in cases {
         let f = Fixture::new(Some(50));
         if scene == "race" {
-            let other =
-                f.world
-                    .pipelines_clone(&f.bare, "other", "main", None, f.bare.to_str().unwrap());
-            shell(
-                &other,
-                "echo x > moved.txt && git add moved.txt && git commit -qm moved && git push -q origin main",
+            upstream_moves(
+                &f,
+                "echo x > moved.txt && git add moved.txt && git commit -qm moved",
             );
         }
         if scene == "lost" {
