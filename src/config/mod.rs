@@ -178,6 +178,9 @@ pub struct Config {
     pub notices: Vec<String>,
     /// The checked-out branch, another branch, or another repository.
     pub target: Target,
+    /// The repository the build runs in (BITBUCKET_REPO_FULL_NAME): Code
+    /// Insights reports go there, whatever the push's target.
+    pub build_repository: Option<String>,
 }
 
 /// What the report can say even when the configuration is invalid.
@@ -454,9 +457,7 @@ impl Config {
             })
             .unwrap_or_default();
         let copy_everything = (target == Target::OtherRepository
-            && files
-                .iter()
-                .any(|f| matches!(f.trim_end_matches('/'), "." | "" | "*" | "**" | "./*" | "./**")))
+            && files.iter().any(|f| selects_everything(f)))
         .then(|| ConfigError::new(
             "FILES",
             "REMOTE_URL or REPOSITORY names another repository than this clone's: name the files to copy there, e.g. FILES='dist/api.json docs/generated/' (FILES=. would copy this whole repository's tree)",
@@ -467,7 +468,17 @@ impl Config {
         // pull requests) must ask about that one, not the build's.
         let repository = match (target, &raw.repository, &raw.remote_url) {
             (Target::OtherRepository, None, Some(url)) => {
-                let named = parse_origin(url).and_then(|o| o.full_name);
+                // Only on Bitbucket Cloud or the build's own server: the API
+                // there knows that name.
+                let same_server = |o: &crate::checkout::Origin| {
+                    origin
+                        .as_ref()
+                        .is_some_and(|b| b.host.eq_ignore_ascii_case(&o.host))
+                };
+                let named = parse_origin(url)
+                    .filter(|o| o.is_bitbucket_cloud() || same_server(o))
+                    .and_then(|o| o.full_name)
+                    .filter(|n| is_repo_full_name(n));
                 if named.is_none() {
                     notices.push("REMOTE_URL names another repository whose workspace/repo_slug cannot be read from it: set REPOSITORY too, or the Bitbucket API (explanations, pull requests) stays unused.".to_owned());
                 }
@@ -552,6 +563,7 @@ impl Config {
             pipelines_detected: pipelines_detected(raw),
             notices,
             target,
+            build_repository: raw.bitbucket_repo_full_name.clone(),
         })
     }
 
@@ -580,6 +592,14 @@ pub fn pipelines_detected(raw: &RawVars) -> bool {
         || raw.bitbucket_build_number.is_some()
         || raw.bitbucket_repo_full_name.is_some()
         || raw.bitbucket_clone_dir.is_some()
+}
+
+/// A FILES entry that selects the whole tree: `.`, `*`, `**`, `**/*`,
+/// `./`, `./**` and the like (every path component `.`, `*` or `**`).
+fn selects_everything(spec: &str) -> bool {
+    spec.split('/')
+        .filter(|c| !c.is_empty())
+        .all(|c| matches!(c, "." | "*" | "**"))
 }
 
 pub fn parse_bool(value: Option<&str>, name: &str, default: bool) -> Result<bool, ConfigError> {

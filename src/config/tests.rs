@@ -174,6 +174,15 @@ fn another_repository_needs_the_files_named() {
             (r, _) => panic!("{vars:?}: {:?}", r.map(|c| c.target)),
         }
     }
+    for everything in ["**/*", "./.", "./", "*/**", "./**/*"] {
+        let e = with_checkout(
+            &[token, ("REPOSITORY", "acme/docs"), ("FILES", everything)],
+            checkout.clone(),
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert_eq!(e[0].variable, "FILES", "{everything}");
+    }
     // REMOTE_URL alone names the other repository for the API too.
     let c = with_checkout(
         &[

@@ -10,6 +10,19 @@
 //!
 //! The request is sent on the first *read*: libgit2 writes a push request in
 //! several pieces before it reads the answer (engineering notes).
+//!
+//! NETWORK_TIMEOUT bounds silence, not duration: every request runs on its
+//! own thread and hands its answer over a channel in 64 KiB pieces; the
+//! upload is fed the same way. Each piece that moves stamps the stream's
+//! [`Clock`], and libgit2's thread gives up once nothing moved for
+//! NETWORK_TIMEOUT. Chosen over the async client on tokio: the same
+//! per-direction deadlines, without a runtime in a synchronous program and
+//! without hyper's habit of polling for an early answer while a body is
+//! still being sent (a read timeout would then cut a long upload). A thread
+//! given up on is left behind; it ends with its connection or the process.
+//!
+//! Redirects: only the ref advertisement follows one ([`Stream::follow`]),
+//! as git does by default (`http.followRedirects=initial`).
 
 use crate::secret::Secret;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, bounded};
@@ -253,18 +266,29 @@ impl Clock {
         if !self.upload_done.load(Ordering::Relaxed) {
             return Duration::ZERO;
         }
-        let sent = self.sent.load(Ordering::Relaxed);
-        let buffered = sent.min(BUFFERED_AT_MOST) as f64;
         let since = self.pressure_at.load(Ordering::Relaxed);
-        let last = self.last.load(Ordering::Relaxed);
-        let rate = if since != u64::MAX && last > since + 200 {
-            let taken = sent.saturating_sub(self.sent_at_pressure.load(Ordering::Relaxed));
-            (taken as f64 * 1000.0 / (last - since) as f64).max(1.0)
-        } else {
-            SLOWEST_LINK
-        };
-        Duration::from_secs_f64((buffered / rate).min(3600.0))
+        drain_time(
+            self.sent.load(Ordering::Relaxed),
+            (since != u64::MAX).then(|| (since, self.sent_at_pressure.load(Ordering::Relaxed))),
+            self.last.load(Ordering::Relaxed),
+        )
     }
+}
+
+/// How long the upload's last bytes may take to leave the network's
+/// buffers: at most all `sent`, at most BUFFERED_AT_MOST, at the rate the
+/// connection took bytes after it first pushed back (`pressure`: when, in
+/// ms, and how many were taken by then) once more than a buffer's worth was
+/// measured that way; else no faster than SLOWEST_LINK (a proxy or a large
+/// buffer may take a whole pack at once and drain it slowly).
+fn drain_time(sent: u64, pressure: Option<(u64, u64)>, last: u64) -> Duration {
+    let buffered = sent.min(BUFFERED_AT_MOST) as f64;
+    let measured = pressure.and_then(|(at, taken_before)| {
+        let taken = sent.saturating_sub(taken_before);
+        (taken > BUFFERED_AT_MOST && last > at).then(|| taken as f64 * 1000.0 / (last - at) as f64)
+    });
+    let rate = measured.unwrap_or(SLOWEST_LINK).max(1.0);
+    Duration::from_secs_f64((buffered / rate).min(3600.0))
 }
 
 /// What the request's thread passes on: the answer's head, its body in
@@ -659,6 +683,13 @@ impl Stream {
                     "{url} is not a git smart-HTTP endpoint (content-type '{content_type}')"
                 )));
             }
+            // Whatever an earlier hop recorded does not explain later errors.
+            let _ = self
+                .ctx
+                .last_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             if hops > 0 {
                 // Recorded once the new home answered as a git repository.
                 let mut moved = self.ctx.moved.lock().unwrap_or_else(|e| e.into_inner());
@@ -877,6 +908,24 @@ fn add_capability(body: &mut Vec<u8>, capability: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drain_time_follows_the_link_rate_seen_under_pressure() {
+        const MIB: u64 = 1024 * 1024;
+        // A tiny push: nothing to wait for.
+        assert!(drain_time(300, None, 0) < Duration::from_millis(5));
+        // 4 MiB taken at once (a proxy, big buffers): the slowest link's pace.
+        assert_eq!(drain_time(4 * MIB, None, 10).as_secs(), 16);
+        assert_eq!(
+            drain_time(4 * MIB, Some((0, 256 * 1024)), 300).as_secs(),
+            16
+        );
+        // 21 MB at 1 MB/s under pressure: 8 MiB at 1 MB/s.
+        let t = drain_time(21_000_000, Some((100, 256 * 1024)), 100 + 20_740);
+        assert!((8..=9).contains(&t.as_secs()), "{t:?}");
+        // A fast link measured: well under a second.
+        assert!(drain_time(200 * MIB, Some((0, 0)), 2_000) < Duration::from_secs(1));
+    }
 
     #[test]
     fn userinfo_is_removed_from_urls() {

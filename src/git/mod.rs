@@ -281,13 +281,33 @@ impl Repo {
     /// forward to `landed` when that is a rebased copy or upstream's tip:
     /// files changed upstream are updated in the working tree (safe
     /// checkout: local modifications are never overwritten), then HEAD follows.
-    /// Returns whether the clone reached `landed`.
+    /// On any failure the clone is put back as the build left it.
     pub fn adopt(&self, artifact: Oid, landed: Oid) -> Result<()> {
         // What to put back if the clone cannot reach `landed`: then it is
-        // left exactly as the build left it.
+        // left exactly as the build left it. libgit2 replaces the index by
+        // rename, so a hard link keeps the old one, bytes and timestamps.
         let index_path = self.inner.path().join("index");
-        let index_before = std::fs::read(&index_path).ok();
+        let backup = self.inner.path().join("commit-back-index.orig");
+        let _ = std::fs::remove_file(&backup);
+        let kept = std::fs::hard_link(&index_path, &backup).is_ok();
         let head_before = self.head_commit();
+        let result = self.adopt_unguarded(artifact, landed);
+        if result.is_err() {
+            if kept {
+                let _ = std::fs::rename(&backup, &index_path);
+            }
+            match head_before {
+                Some(head) => {
+                    let _ = self.move_head(head);
+                }
+                None => self.unborn_again(),
+            }
+        }
+        let _ = std::fs::remove_file(&backup);
+        result
+    }
+
+    fn adopt_unguarded(&self, artifact: Oid, landed: Oid) -> Result<()> {
         if let Some(mut index) = self.staged.borrow_mut().take() {
             // Owned by the repository again before it is written: libgit2
             // then smudges racily clean entries (a file changed in the same
@@ -305,20 +325,20 @@ impl Repo {
         let target = self.inner.find_commit(landed)?;
         let mut checkout = git2::build::CheckoutBuilder::new();
         checkout.safe();
-        if let Err(e) = self
-            .inner
+        self.inner
             .checkout_tree(target.as_object(), Some(&mut checkout))
-        {
-            // libgit2 finds the conflicts before it writes a file.
-            if let Some(bytes) = index_before {
-                let _ = std::fs::write(&index_path, bytes);
-            }
-            if let Some(head) = head_before {
-                let _ = self.move_head(head);
-            }
-            return Err(e).context("updating the working tree");
-        }
+            .context("updating the working tree")?;
         self.move_head(landed)
+    }
+
+    /// The branch HEAD names did not exist before: it does not again.
+    fn unborn_again(&self) {
+        if let Ok(head) = self.inner.find_reference("HEAD")
+            && let Ok(Some(name)) = head.symbolic_target()
+            && let Ok(mut branch) = self.inner.find_reference(name)
+        {
+            let _ = branch.delete();
+        }
     }
 
     /// Moves the branch HEAD is on (or a detached HEAD) to `commit`.
@@ -415,6 +435,10 @@ impl Repo {
                     let _ = index.remove_path(Path::new(&*String::from_utf8_lossy(path)));
                 }
             }
+        }
+        if present.is_empty() && base_commit.is_none() {
+            // Nothing to copy into a branch that does not exist: no branch.
+            return Ok(RebaseOutcome::AlreadyUpstream);
         }
         let tree_oid = index.write_tree_to(repo)?;
         let base_tree = base_commit.as_ref().map(|c| c.tree_id());

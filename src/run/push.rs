@@ -22,8 +22,10 @@
 //! Owns the order of the steps and the invariants that hang on it:
 //! - the working tree, index, HEAD and branches are touched only after the
 //!   push was accepted (or found upstream), and only when the target is the
-//!   branch checked out here ([`Target::Checkout`]); a replay happens in the
-//!   object database; failing to update the clone afterwards is a warning;
+//!   branch checked out here ([`Target::Checkout`]), or a detached HEAD the
+//!   landed commit was built on ([`Target::Detached`]); a replay happens in
+//!   the object database; failing to update the clone afterwards is a
+//!   warning, and leaves it as the build left it;
 //! - before a replay, and before any verdict but `pushed` when an answer may
 //!   have been lost, the fetched history is searched for this run's commits
 //!   (by id, and by the run's trailer line): a commit that landed is never
@@ -231,6 +233,8 @@ struct Progress {
     /// The remote tag is this run's own (an earlier attempt landed it on a
     /// server without atomic pushes): it may follow the replayed commit.
     tag_is_ours: bool,
+    /// Verify could not ask the server whether the branch landed.
+    landing_unknown: bool,
 }
 
 impl Pusher<'_> {
@@ -249,20 +253,44 @@ impl Pusher<'_> {
             last_refs: Vec::new(),
             tag_checked: false,
             tag_is_ours: false,
+            landing_unknown: false,
         };
-        let mut step = Machine::start(self.config.target);
+        let step = Machine::start(self.config.target);
+        let result = self.drive(endpoint, artifact, &mut machine, &mut p, step);
+        // A tag an attempt landed without its branch is withdrawn on every
+        // way out but a landed push (and not when the server could not say
+        // whether the branch landed).
+        let landed = matches!(self.report.status, Status::Pushed);
+        if p.tag_is_ours && !landed && !p.landing_unknown {
+            self.withdraw_tag(endpoint);
+            // No blockage carries the note on these ways out: log it.
+            for note in self.closing_notes.drain(..) {
+                self.log.warning(note);
+            }
+        }
+        result
+    }
+
+    fn drive(
+        &mut self,
+        endpoint: &Endpoint,
+        artifact: &ArtifactCommit,
+        machine: &mut Machine,
+        p: &mut Progress,
+        mut step: Step,
+    ) -> anyhow::Result<()> {
         for _ in 0..machine.step_limit() {
             inject_failure(step.name())?;
             self.current = Some(p.current.clone());
             let event = match step {
-                Step::Push => self.push_step(endpoint, &mut p)?,
-                Step::Fetch => self.fetch_step(endpoint, &mut p),
-                Step::Replay => self.replay_step(artifact, &mut p)?,
+                Step::Push => self.push_step(endpoint, p)?,
+                Step::Fetch => self.fetch_step(endpoint, p),
+                Step::Replay => self.replay_step(artifact, p)?,
                 Step::Wait(_) => {
                     std::thread::sleep(super::backoff(machine.attempts.max(1)));
                     Event::Waited
                 }
-                Step::Verify => self.verify_step(endpoint, &mut p),
+                Step::Verify => self.verify_step(endpoint, p),
                 Step::End(end) => return self.end(end, endpoint, artifact, p),
             };
             step = machine.next(step, event);
@@ -408,7 +436,15 @@ impl Pusher<'_> {
             (_, Some(tip)) if p.current.parent == Some(tip) => return Ok(Event::Replayed),
             (_, Some(tip)) => repo.rebase(p.current.oid, tip)?,
             // The branch does not exist (yet, or any more): pushing creates it.
-            (_, None) => return Ok(Event::Replayed),
+            (target, None) => {
+                if target == Target::Detached && p.current.oid == artifact.oid {
+                    self.log.info(format!(
+                        "{} does not exist there: it is created at the artifact commit, on top of this checkout's HEAD and its history.",
+                        config.branch
+                    ));
+                }
+                return Ok(Event::Replayed);
+            }
         };
         Ok(match outcome {
             crate::git::RebaseOutcome::Rebased(new) => {
@@ -488,6 +524,7 @@ impl Pusher<'_> {
             }
         }
         if let Some(why) = unknown {
+            p.landing_unknown = true;
             self.closing_notes.push(format!(
                 "The server could not be asked whether the push landed ({why}): the push may have landed; check {} before rerunning.",
                 self.config.branch
@@ -533,29 +570,42 @@ impl Pusher<'_> {
         end: End,
         endpoint: &Endpoint,
         artifact: &ArtifactCommit,
-        p: Progress,
+        p: &mut Progress,
     ) -> anyhow::Result<()> {
         match end {
             End::Pushed => {
                 let tag_pushed = self.tag_fate_in(&p.last_refs);
-                self.landed_well(endpoint, artifact, p.current, false, tag_pushed);
+                self.landed_well(endpoint, artifact, p.current.clone(), false, tag_pushed);
                 Ok(())
             }
             End::Landed => {
-                let landed = p.landed.context("landed without a commit")?;
+                let landed = p.landed.clone().context("landed without a commit")?;
                 self.landed_well(endpoint, artifact, landed, true, None);
                 Ok(())
             }
             End::AlreadyUpstream => {
-                let tip = p.tip.context("already upstream without a tip")?;
                 self.report.status = Status::NothingToCommit;
                 self.report.commit = None;
-                self.report.summary = format!(
-                    "Nothing to push: {} already holds these changes (at {}).",
-                    self.config.branch,
-                    short(tip)
-                );
-                self.follow(artifact, tip);
+                match p.tip {
+                    Some(tip) => {
+                        self.report.summary = format!(
+                            "Nothing to push: {} already holds these changes (at {}).",
+                            self.config.branch,
+                            short(tip)
+                        );
+                        // Only the checked-out branch follows a tip that is
+                        // not this run's commit.
+                        if self.config.target == Target::Checkout {
+                            self.follow(artifact, tip);
+                        }
+                    }
+                    None => {
+                        self.report.summary = format!(
+                            "Nothing to push: FILES ({}) select no file to copy.",
+                            self.config.files.join(" ")
+                        )
+                    }
+                }
                 self.log.success(&self.report.summary);
                 if let Some(tag) = &self.config.tag {
                     self.log.warning(format!(
@@ -565,14 +615,16 @@ impl Pusher<'_> {
                 Ok(())
             }
             End::Refused => {
-                if p.tag_is_ours {
+                if p.tag_is_ours && !p.landing_unknown {
                     self.withdraw_tag(endpoint);
+                    p.tag_is_ours = false;
                 }
                 if self.report.attempts > 1 {
                     self.closing_notes
                         .push(format!("{}.", self.attempts_summary()));
                 }
-                self.refused(p.evidence, &p.current)
+                let (evidence, current) = (std::mem::take(&mut p.evidence), p.current.clone());
+                self.refused(evidence, &current)
             }
             End::Broken => bail!("the push machine met an event it does not expect"),
         }

@@ -296,9 +296,10 @@ impl Pusher<'_> {
                 .debug("Code Insights: off (not in Pipelines, CODE_INSIGHTS=false, or a dry run)");
             return;
         }
-        let (Some(repository), Some(rev)) =
-            (config.repository.as_deref(), config.build_commit.as_deref())
-        else {
+        let (Some(repository), Some(rev)) = (
+            config.build_repository.as_deref(),
+            config.build_commit.as_deref(),
+        ) else {
             return;
         };
         // BITBUCKET_COMMIT can be a 12-character hash (facts §4): resolve it.
