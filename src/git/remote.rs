@@ -140,9 +140,16 @@ impl Endpoint {
         let primary = refs.first().and_then(|r| r.result.clone());
         let outcome = match (result, primary) {
             (Ok(()), Some(Ok(()))) => PushOutcome::Accepted(Transcript { remote_lines }),
+            // Every refused ref's reason, the branch's first: an atomic push
+            // refuses the branch for the tag's sake ("atomic push failure").
             (Ok(()), Some(Err(status))) => PushOutcome::Refused(Evidence {
                 remote_lines,
-                ref_status: Some(status),
+                ref_status: Some(
+                    std::iter::once(status)
+                        .chain(refs.iter().skip(1).filter_map(|r| r.result.clone()?.err()))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
                 ..Default::default()
             }),
             // libgit2 reported success without a status for the ref (a

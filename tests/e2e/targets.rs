@@ -482,3 +482,25 @@ fn a_tag_landed_without_its_branch_is_withdrawn() {
     );
     assert!(run.report["recovery"].is_object());
 }
+
+/// Over HTTP the branch and the tag travel atomically: a refused tag
+/// refuses both, and the report names the tag's reason too.
+#[test]
+fn an_atomic_push_refused_for_its_tag_says_why() {
+    let f = Fixture::new(Some(50));
+    f.world.hook(
+        &f.bare,
+        "update",
+        "#!/bin/sh\ncase \"$1\" in refs/tags/*) echo 'Tags are created by the release team.' >&2; exit 1;; esac\nexit 0\n",
+    );
+    let before = f.upstream_tip();
+    f.write("version.txt", "6.0.0\n");
+    let run = f.run(&[("TAG", "v6.0.0")]);
+    assert_eq!(run.status(), "blocked", "{}", run.stderr);
+    assert_eq!(f.upstream_tip(), before, "atomic: the branch did not move");
+    let ref_status = run.report["blockage"]["ref_status"].as_str().unwrap();
+    assert!(ref_status.contains("hook declined"), "{ref_status}");
+    let refs = run.report["refs"].as_array().unwrap();
+    assert!(refs.iter().all(|r| r["status"] == "rejected"), "{refs:?}");
+    assert!(run.report["recovery"].is_object());
+}
