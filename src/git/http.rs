@@ -527,11 +527,7 @@ impl Stream {
                             "the upload timed out: the server read nothing for {} s",
                             timeout.as_secs_f32()
                         );
-                        self.record(HttpFailure {
-                            status: None,
-                            body_lines: vec![],
-                            error: Some(text.clone()),
-                        });
+                        self.record_network(&text);
                         self.stalled = Some(text);
                         return Err(self.stall_error());
                     }
@@ -586,11 +582,7 @@ impl Stream {
                             "{what} timed out: the server sent nothing for {} s",
                             allowed.as_secs()
                         );
-                        self.record(HttpFailure {
-                            status: None,
-                            body_lines: vec![],
-                            error: Some(text.clone()),
-                        });
+                        self.record_network(&text);
                         return Err(io::Error::new(io::ErrorKind::TimedOut, text));
                     }
                 }
@@ -643,11 +635,7 @@ impl Stream {
                     location,
                 } => (status, content_type, location),
                 Msg::Failed(text) => {
-                    self.record(HttpFailure {
-                        status: None,
-                        body_lines: vec![],
-                        error: Some(text.clone()),
-                    });
+                    self.record_network(&text);
                     return Err(io::Error::other(text));
                 }
                 Msg::Body(_) | Msg::End => {
@@ -771,6 +759,15 @@ impl Stream {
         Ok(url)
     }
 
+    /// A failure without an HTTP answer (timeout, connection lost).
+    fn record_network(&self, error: &str) {
+        self.record(HttpFailure {
+            status: None,
+            body_lines: vec![],
+            error: Some(error.to_owned()),
+        });
+    }
+
     fn record(&self, failure: HttpFailure) {
         *self
             .ctx
@@ -801,11 +798,7 @@ impl Read for Stream {
                 }
                 Msg::Failed(text) => {
                     self.answer = None;
-                    self.record(HttpFailure {
-                        status: None,
-                        body_lines: vec![],
-                        error: Some(text.clone()),
-                    });
+                    self.record_network(&text);
                     return Err(io::Error::other(text));
                 }
                 Msg::Head { .. } => return Err(io::Error::other("a second answer head")),

@@ -210,6 +210,14 @@ impl Step {
     }
 }
 
+/// The remote's TAG: absent, this run's own (an attempt landed it), or
+/// another commit's (never moved).
+enum RemoteTag {
+    Absent,
+    Ours { object: Oid, commit: Oid },
+    Taken(TagConflict),
+}
+
 /// Times the server is asked where the branch is before the answer is left open.
 const ASKS: u32 = 3;
 
@@ -319,14 +327,16 @@ impl Pusher<'_> {
             && !p.tag_checked
         {
             p.tag_checked = true;
-            if let Some(conflict) =
-                self.remote_tag_conflict(endpoint, tag, &p.current, &mut p.tag_is_ours)
-            {
-                p.evidence = Evidence {
-                    tag_conflict: Some(conflict),
-                    ..Default::default()
-                };
-                return Ok(Event::TagTaken);
+            match self.remote_tag(endpoint, tag, &p.current) {
+                RemoteTag::Absent => {}
+                RemoteTag::Ours { .. } => p.tag_is_ours = true,
+                RemoteTag::Taken(conflict) => {
+                    p.evidence = Evidence {
+                        tag_conflict: Some(conflict),
+                        ..Default::default()
+                    };
+                    return Ok(Event::TagTaken);
+                }
             }
         }
         let attempt = self.report.attempt_outcomes.len() as u32 + 1;
@@ -533,36 +543,35 @@ impl Pusher<'_> {
         Event::NotLanded
     }
 
-    /// Whether the remote already has TAG at a commit that is not this
-    /// run's; sets `ours` when it is this run's. A tag that cannot be read
-    /// is left to the push (which never forces it).
-    fn remote_tag_conflict(
-        &self,
-        endpoint: &Endpoint,
-        tag: &str,
-        current: &ArtifactCommit,
-        ours: &mut bool,
-    ) -> Option<TagConflict> {
+    /// Where the remote's TAG points, as seen from this run. A tag that
+    /// cannot be read counts as absent and is left to the push (which
+    /// never forces it).
+    fn remote_tag(&self, endpoint: &Endpoint, tag: &str, current: &ArtifactCommit) -> RemoteTag {
         let remote = match endpoint.fetch_tag(self.repo, tag) {
-            Ok(remote) => remote?,
+            Ok(Some(remote)) => remote,
+            Ok(None) => return RemoteTag::Absent,
             Err(e) => {
                 self.log.debug(format!(
                     "could not read the remote tag {tag}: {}",
                     e.git_error.map(|g| g.message).unwrap_or_default()
                 ));
-                return None;
+                return RemoteTag::Absent;
             }
         };
         let commit = self.repo.peel_to_commit(remote);
-        if commit.is_some_and(|c| c == current.oid || self.sent.iter().any(|s| s.oid == c)) {
-            *ours = true;
-            return None;
+        match commit {
+            Some(c) if c == current.oid || self.sent.iter().any(|s| s.oid == c) => {
+                RemoteTag::Ours {
+                    object: remote,
+                    commit: c,
+                }
+            }
+            _ => RemoteTag::Taken(TagConflict {
+                tag: tag.to_owned(),
+                remote: commit.unwrap_or(remote).to_string(),
+                ours: current.oid.to_string(),
+            }),
         }
-        Some(TagConflict {
-            tag: tag.to_owned(),
-            remote: commit.unwrap_or(remote).to_string(),
-            ours: current.oid.to_string(),
-        })
     }
 
     fn end(
@@ -712,22 +721,24 @@ impl Pusher<'_> {
         tag: &str,
         commit: &ArtifactCommit,
     ) -> Result<(), Evidence> {
-        let mut ours = false;
-        if let Some(conflict) = self.remote_tag_conflict(endpoint, tag, commit, &mut ours) {
-            return Err(Evidence {
-                tag_conflict: Some(conflict),
-                ..Default::default()
-            });
-        }
-        let remote = endpoint.fetch_tag(self.repo, tag).ok().flatten();
-        if ours && remote.and_then(|r| self.repo.peel_to_commit(r)) == Some(commit.oid) {
-            self.tag_oid = remote;
-            self.log.info(format!(
-                "Tag {tag} is already on the remote at {}.",
-                short(commit.oid)
-            ));
-            return Ok(());
-        }
+        let ours = match self.remote_tag(endpoint, tag, commit) {
+            RemoteTag::Taken(conflict) => {
+                return Err(Evidence {
+                    tag_conflict: Some(conflict),
+                    ..Default::default()
+                });
+            }
+            RemoteTag::Ours { object, commit: at } if at == commit.oid => {
+                self.tag_oid = Some(object);
+                self.log.info(format!(
+                    "Tag {tag} is already on the remote at {}.",
+                    short(commit.oid)
+                ));
+                return Ok(());
+            }
+            RemoteTag::Ours { .. } => true,
+            RemoteTag::Absent => false,
+        };
         if self
             .tag_oid
             .is_none_or(|t| self.repo.peel_to_commit(t) != Some(commit.oid))
@@ -785,14 +796,7 @@ impl Pusher<'_> {
             self.report.summary, blockage.summary
         );
         self.report.summary = blockage.summary.clone();
-        self.log.failure(&blockage.summary);
-        self.log.plain(&blockage.explanation);
-        for (i, r) in blockage.remedies.iter().enumerate() {
-            self.log.plain(format!("Fix {}: {}", i + 1, r.title));
-            for s in &r.steps {
-                self.log.plain(format!("  - {s}"));
-            }
-        }
+        self.log_blockage(&blockage);
         self.report.blockage = Some(blockage);
     }
 

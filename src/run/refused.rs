@@ -385,12 +385,18 @@ impl Pusher<'_> {
 
     /// Logs the blockage (summary, explanation, remedies) and reports it.
     fn show(&mut self, mut blockage: report::Blockage) {
-        let log = self.log;
         for note in self.closing_notes.drain(..) {
             blockage.explanation = format!("{} {note}", blockage.explanation);
         }
         self.report.status = Status::Blocked;
         self.report.summary = blockage.summary.clone();
+        self.log_blockage(&blockage);
+        self.report.blockage = Some(blockage);
+    }
+
+    /// The blockage in the log: summary, explanation, each remedy.
+    pub(super) fn log_blockage(&self, blockage: &report::Blockage) {
+        let log = self.log;
         log.failure(&blockage.summary);
         log.plain(&blockage.explanation);
         for (i, r) in blockage.remedies.iter().enumerate() {
@@ -402,6 +408,5 @@ impl Pusher<'_> {
                 log.plain(format!("  Docs: {d}"));
             }
         }
-        self.report.blockage = Some(blockage);
     }
 }
