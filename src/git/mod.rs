@@ -310,11 +310,11 @@ impl Repo {
     fn adopt_unguarded(&self, artifact: Oid, landed: Oid) -> Result<()> {
         if let Some(mut index) = self.staged.borrow_mut().take() {
             // Owned by the repository again before it is written: libgit2
-            // then smudges racily clean entries (a file changed in the same
-            // second as the old index was written, same size), as git does;
-            // without an owner it skips that, and git would trust stale stat data.
+            // then smudges the entries it finds racily clean.
             self.inner
                 .set_index(&mut index)
+                .context("writing the index")?;
+            self.smudge_racily_clean(&mut index)
                 .context("writing the index")?;
             index.write().context("writing the index")?;
         }
@@ -329,6 +329,55 @@ impl Repo {
             .checkout_tree(target.as_object(), Some(&mut checkout))
             .context("updating the working tree")?;
         self.move_head(landed)
+    }
+
+    /// Racy git, at git's granularity. An entry whose mtime falls in the
+    /// same second as the old index file was written may have changed after
+    /// its stat was taken without its stat showing it (same size, same
+    /// second); git re-reads such entries only while the index file's own
+    /// mtime is in that second. libgit2 smudges racy entries on write, but
+    /// compares nanoseconds, and git (built without USE_NSEC) compares
+    /// seconds: an index rewritten a second later, after the push, would make
+    /// git trust stale stat data. So every entry racy by the second whose
+    /// file differs from it gets size 0 here, which makes git compare contents
+    /// (what git's own ce_smudge_racily_clean_entry does).
+    fn smudge_racily_clean(&self, index: &mut git2::Index) -> Result<()> {
+        let Some(written) = std::fs::metadata(self.inner.path().join("index"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        else {
+            return Ok(());
+        };
+        let racy: std::collections::HashSet<Vec<u8>> = index
+            .iter()
+            .filter(|e| {
+                e.mode != 0o160000 && i64::from(e.mtime.seconds()) >= written.as_secs() as i64
+            })
+            .map(|e| e.path)
+            .collect();
+        if racy.is_empty() {
+            return Ok(());
+        }
+        let mut opts = git2::DiffOptions::new();
+        opts.include_typechange(true).ignore_submodules(true);
+        let diff = self
+            .inner
+            .diff_index_to_workdir(Some(index), Some(&mut opts))?;
+        let changed: Vec<Vec<u8>> = diff
+            .deltas()
+            .filter_map(|d| d.old_file().path_bytes().map(<[u8]>::to_vec))
+            .filter(|p| racy.contains(p))
+            .collect();
+        for path in changed {
+            use std::os::unix::ffi::OsStrExt as _;
+            let path = Path::new(std::ffi::OsStr::from_bytes(&path));
+            if let Some(mut entry) = index.get_path(path, 0) {
+                entry.file_size = 0;
+                index.add(&entry)?;
+            }
+        }
+        Ok(())
     }
 
     /// The branch HEAD names did not exist before: it does not again.

@@ -945,6 +945,86 @@ mod tests {
         }
     }
 
+    /// Racy git after a late index write: a file outside FILES changed in
+    /// the same second as the old index was written, at the same size. The
+    /// index is written after the push, seconds later: git must still see
+    /// the change (it compares seconds; libgit2's own smudging, nanoseconds).
+    #[test]
+    fn an_index_written_after_the_push_keeps_racy_changes_visible() {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        // Start right after a second begins: the setup fits in that second,
+        // as a clone and a quick build do.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        std::thread::sleep(Duration::from_nanos(
+            1_000_000_000 - u64::from(now.subsec_nanos()),
+        ));
+        let dir = std::env::temp_dir().join(format!("cb-racy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        git(&dir, &["init", "-q", "-b", "main"]);
+        std::fs::write(dir.join("outside.txt"), "1\n").unwrap();
+        git(&dir, &["add", "outside.txt"]);
+        git(
+            &dir,
+            &[
+                "-c",
+                "user.name=a",
+                "-c",
+                "user.email=a@b",
+                "commit",
+                "-qm",
+                "base",
+            ],
+        );
+        // The old index, its entry and the later edit all in one second,
+        // the edit after the index in nanoseconds: racy for git (seconds),
+        // not for libgit2 (nanoseconds).
+        let second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let at = |nanos: u32| UNIX_EPOCH + Duration::new(second, nanos);
+        let stamp = |path: &Path, t: SystemTime| {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        stamp(&dir.join(".git/index"), at(999_999_998));
+        std::fs::write(dir.join("outside.txt"), "2\n").unwrap();
+        stamp(&dir.join("outside.txt"), at(999_999_999));
+        std::fs::write(dir.join("artifact.txt"), "a\n").unwrap();
+
+        let repo = Repo::open(&dir, WriteMode::Disk).unwrap();
+        let req = CommitRequest {
+            specs: &["artifact.txt".to_owned()],
+            include_ignored: false,
+            message: "m",
+            author_name: "a",
+            author_email: "a@b",
+            trailer_value: "t",
+            keep_unchanged: false,
+        };
+        let CommitOutcome::Created(c) = repo.commit_artifacts(&req, WriteMode::Disk).unwrap()
+        else {
+            panic!("nothing staged");
+        };
+        // The push takes a while: the index is written in a later second.
+        while SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            <= second
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        repo.adopt(c.oid, c.oid).unwrap();
+        assert_eq!(git(&dir, &["status", "--porcelain"]), "M outside.txt");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn is_loose(dir: &Path, id: &str) -> bool {
         dir.join(".git/objects")
             .join(&id[..2])
