@@ -48,6 +48,37 @@ fn upstream_moves(f: &Fixture, script: &str) {
     shell(&other, &format!("{script} && git push -q origin main"));
 }
 
+/// The oracle for a copy into another repository: git in a twin clone of
+/// `bare` at `tip` runs `script` (with BUILD naming the build's clone), then
+/// `git add -A -- FILES` and `git commit`; the tree it made.
+fn tree_git_makes(
+    f: &Fixture,
+    bare: &std::path::Path,
+    tip: &str,
+    script: &str,
+    files: &str,
+) -> String {
+    let twin = f.world.path().join(format!("twin-{}", &tip[..12]));
+    git(
+        f.world.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            twin.to_str().unwrap(),
+        ],
+    );
+    git(&twin, &["checkout", "-q", tip]);
+    shell(
+        &twin,
+        &format!(
+            "BUILD='{}'\n{script}\ngit add -A -- {files}\ngit commit -qm copy",
+            f.clone.display()
+        ),
+    );
+    git(&twin, &["rev-parse", "HEAD^{tree}"])
+}
+
 fn sha(bytes: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -72,6 +103,7 @@ fn another_repository_gets_a_copy_and_the_clone_stays_as_the_build_left_it() {
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let run = f.run(&env);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.status(), "pushed");
     assert_eq!(snapshot(&f.clone), before, "the build's clone was touched");
@@ -83,6 +115,11 @@ fn another_repository_gets_a_copy_and_the_clone_stays_as_the_build_left_it() {
         "A\tdist/api.json\nA\tdist/sub/extra.txt"
     );
     assert_eq!(git(&docs, &["show", "main:dist/api.json"]), "{\"v\": 2}");
+    assert_eq!(
+        git(&docs, &["rev-parse", "main^{tree}"]),
+        tree_git_makes(&f, &docs, &docs_tip, "cp -r \"$BUILD/dist\" .", "dist/"),
+        "the tree git makes of the same copy"
+    );
     // Only the new objects travelled: none of the build repository's history.
     assert_eq!(git(&docs, &["rev-list", "--count", "main"]), "3");
     git(&docs, &["fsck", "--strict"]);
@@ -93,7 +130,7 @@ fn another_repository_gets_a_copy_and_the_clone_stays_as_the_build_left_it() {
     assert_eq!(again.status(), "nothing_to_commit", "{}", again.stderr);
     assert_eq!(git(&docs, &["rev-parse", "main"]), tip);
     assert_eq!(snapshot(&f.clone), before);
-    run.assert_secret_absent(TOKEN, &f.clone);
+    again.assert_secret_absent(TOKEN, &f.clone);
 }
 
 #[test]
@@ -106,6 +143,7 @@ fn another_repository_needs_the_files_named() {
         ("REPOSITORY", "ws/docs"),
         ("REMOTE_URL", &f.server.url("ws/docs.git")),
     ]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(run.status(), "invalid_configuration");
     assert!(
@@ -125,6 +163,7 @@ fn another_branch_gets_the_changes_and_the_clone_stays_as_the_build_left_it() {
     f.write("dist/ids.json", "[7]\n");
     let before = snapshot(&f.clone);
     let run = f.run(&[("BRANCH", "release"), ("RETRIES", "0")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.status(), "pushed");
     assert_eq!(snapshot(&f.clone), before, "the build's clone was touched");
@@ -138,9 +177,21 @@ fn another_branch_gets_the_changes_and_the_clone_stays_as_the_build_left_it() {
         "dist/ids.json"
     );
     assert_eq!(f.upstream_tip(), main_before, "main untouched");
+    assert_eq!(
+        git(&f.bare, &["rev-parse", "release^{tree}"]),
+        tree_git_makes(
+            &f,
+            &f.bare,
+            &release_before,
+            "mkdir -p dist\ncp \"$BUILD/dist/ids.json\" dist/",
+            "dist/"
+        ),
+        "the tree git makes of the same change on release"
+    );
 
     // A branch that does not exist yet is created from the build's commit.
     let run = f.run(&[("BRANCH", "generated/ids")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         git(&f.bare, &["rev-parse", "generated/ids~1"]),
@@ -161,6 +212,7 @@ fn a_dirty_file_outside_files_never_breaks_a_pushable_run() {
     f.write("dist/ids.json", "[8]\n");
     let before = snapshot(&f.clone);
     let run = f.run(&[("FILES", "dist/")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.status(), "pushed", "{}", run.stderr);
     f.assert_landed(&run);
@@ -186,6 +238,7 @@ fn the_clone_follows_a_replayed_push_on_the_checked_out_branch() {
     );
     f.write("dist/ids.json", "[9]\n");
     let run = f.run(&[]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     f.assert_landed(&run);
     // As after `git commit` and `git pull --rebase`: HEAD is upstream's tip,
@@ -234,6 +287,7 @@ fn every_failure_after_the_commit_keeps_it() {
         let before = snapshot(&f.clone);
         let retries = if scene == "lost" { "0" } else { "1" };
         let run = f.run(&[("COMMIT_BACK_TEST_FAIL_AT", step), ("RETRIES", retries)]);
+        run.assert_secret_absent(TOKEN, &f.clone);
         assert_eq!(run.code, 1, "{step}: {}", run.stderr);
         assert_eq!(run.status(), "failed", "{step}");
         assert!(
@@ -280,6 +334,7 @@ fn a_failure_to_follow_after_the_push_is_a_warning() {
     let f = Fixture::new(Some(50));
     f.write("dist/ids.json", "[10]\n");
     let run = f.run(&[("COMMIT_BACK_TEST_FAIL_AT", "follow")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.status(), "pushed");
     f.assert_landed(&run);
@@ -296,6 +351,7 @@ fn an_existing_tag_is_never_moved() {
     let main_before = f.upstream_tip();
     f.write("version.txt", "1.0.0\n");
     let run = f.run(&[("TAG", "v1.0.0")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 8, "{}", run.stderr);
     assert_eq!(run.status(), "blocked");
     assert_eq!(run.blockage_kind(), "tag_exists");
@@ -335,6 +391,7 @@ fn a_tag_whose_answer_was_lost_is_found_and_not_pushed_again() {
     );
     f.write("version.txt", "3.0.0\n");
     let run = f.run(&[("TAG", "v3.0.0"), ("RETRIES", "0")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.status(), "pushed", "{}", run.stderr);
     f.assert_landed(&run);
@@ -362,6 +419,7 @@ fn the_report_says_what_became_of_each_ref() {
     let old = f.upstream_tip();
     f.write("version.txt", "4.0.0\n");
     let run = f.run(&[("TAG", "v4.0.0")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let refs = run.report["refs"].as_array().unwrap();
     assert_eq!(refs.len(), 2, "{refs:?}");
@@ -405,8 +463,10 @@ fn a_copy_names_its_repository_and_copies_unchanged_files_too() {
         "mkdir api && echo spec > api/spec.json && git add api && git commit -qm spec",
     );
     let before = snapshot(&f.clone);
+    let docs_tip = git(&docs, &["rev-parse", "main"]);
     let url = f.server.url("ws/docs.git");
     let run = f.run(&[("REMOTE_URL", &url), ("FILES", "api/")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.status(), "pushed", "{}", run.stderr);
     assert_eq!(run.report["repository"], "ws/docs");
@@ -414,6 +474,17 @@ fn a_copy_names_its_repository_and_copies_unchanged_files_too() {
     assert_eq!(
         git(&docs, &["ls-tree", "--name-only", "main"]),
         "api\nhistory"
+    );
+    assert_eq!(
+        git(&docs, &["rev-parse", "main^{tree}"]),
+        tree_git_makes(
+            &f,
+            &docs,
+            &docs_tip,
+            "rm api\ncp -r \"$BUILD/api\" .",
+            "api/"
+        ),
+        "the tree git makes of the same copy"
     );
     assert_eq!(snapshot(&f.clone), before);
 }
@@ -432,6 +503,7 @@ fn a_detached_head_never_pushes_the_commits_between() {
     f.write("dist/ids.json", "[14]\n");
     let before = snapshot(&f.clone);
     let run = f.run(&[]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.status(), "pushed");
     assert_eq!(git(&f.bare, &["rev-parse", "main~1"]), main_before);
@@ -446,6 +518,7 @@ fn a_detached_head_never_pushes_the_commits_between() {
     shell(&g.clone, "git checkout -q --detach");
     g.write("dist/ids.json", "[15]\n");
     let run = g.run(&[]);
+    run.assert_secret_absent(TOKEN, &g.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     g.assert_landed(&run);
     assert_eq!(git(&g.clone, &["rev-parse", "HEAD"]), g.upstream_tip());
@@ -465,6 +538,7 @@ fn a_tag_landed_without_its_branch_is_withdrawn() {
     );
     f.write("version.txt", "5.0.0\n");
     let run = f.run(&[("TAG", "v5.0.0")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert_eq!(run.blockage_kind(), "branch_restriction");
     assert!(
@@ -496,6 +570,7 @@ fn an_atomic_push_refused_for_its_tag_says_why() {
     let before = f.upstream_tip();
     f.write("version.txt", "6.0.0\n");
     let run = f.run(&[("TAG", "v6.0.0")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.status(), "blocked", "{}", run.stderr);
     assert_eq!(f.upstream_tip(), before, "atomic: the branch did not move");
     let ref_status = run.report["blockage"]["ref_status"].as_str().unwrap();

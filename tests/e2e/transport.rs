@@ -32,6 +32,7 @@ fn a_renamed_repository_is_followed_and_the_new_url_reported() {
     let old_tip = f.upstream_tip();
     f.write("dist/ids.json", "[11]\n");
     let run = f.run(&[]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.status(), "pushed");
     assert_eq!(
@@ -76,6 +77,7 @@ fn a_redirect_to_another_host_is_not_followed() {
     );
     f.write("dist/ids.json", "[12]\n");
     let run = f.run(&[("RETRIES", "0")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.status(), "blocked");
     let explanation = run.report["blockage"]["explanation"].as_str().unwrap();
@@ -101,6 +103,7 @@ fn a_slow_steady_upload_is_never_a_timeout() {
     std::fs::write(f.clone.join("dist/big.bin"), &big).unwrap();
     let started = Instant::now();
     let run = f.run(&[("NETWORK_TIMEOUT", "2"), ("RETRIES", "0")]);
+    run.assert_secret_absent(TOKEN, &f.clone);
     let elapsed = started.elapsed();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.report["attempts"], 1);
@@ -128,6 +131,7 @@ fn a_silent_server_is_dropped_within_the_timeout() {
         f.write("dist/ids.json", "[13]\n");
         let started = Instant::now();
         let run = f.run(&[("NETWORK_TIMEOUT", "2"), ("RETRIES", "0")]);
+        run.assert_secret_absent(TOKEN, &f.clone);
         let elapsed = started.elapsed();
         assert_eq!(run.code, 9, "{what}: {}", run.stderr);
         assert_eq!(run.blockage_kind(), "network", "{what}");
