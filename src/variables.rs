@@ -77,7 +77,7 @@ pub const VARIABLES: &[VariableDoc] = &[
     var(
         "TAG",
         "",
-        "Annotated tag on the artifact commit, pushed with it.",
+        "Annotated tag on the artifact commit, pushed with it; an existing tag is never moved.",
     ),
     var(
         "DRY_RUN",
