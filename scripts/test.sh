@@ -14,6 +14,8 @@ command -v file >/dev/null || need+=(file)
 command -v git-lfs >/dev/null || need+=(git-lfs)   # the staging oracle runs the real LFS filter
 command -v openssl >/dev/null || need+=(openssl)   # TlsFront makes its certificate
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+command -v python3 >/dev/null || need+=(python3)  # giftless, the real LFS server
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${need[*]}"
   sudo_cmd=""
@@ -21,6 +23,20 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo_cmd apt-get update -qq
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# giftless, a real Git LFS server (tests/e2e/lfs.rs), from PyPI into a venv.
+# Its wheel declares no dependencies: they are pinned here, as upstream's
+# requirements/main.txt for 0.6.2 has them (without the cloud backends).
+venv=target/giftless-venv
+if [ ! -x "$venv/bin/waitress-serve" ]; then
+  echo "Installing giftless into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check giftless==0.6.2 waitress==3.0.2 \
+    figcan==0.0.4 flask==2.3.3 flask-marshmallow==0.15.0 marshmallow==3.21.1 \
+    pyyaml==6.0.1 pyjwt==2.8.0 webargs==8.4.0 typing-extensions==4.10.0 \
+    python-dotenv==1.0.1 python-dateutil==2.9.0.post0 flask-classful==0.16.0 \
+    werkzeug==3.0.3 cachetools==5.3.3
 fi
 
 cargo fmt --all --check

@@ -27,6 +27,10 @@ pub struct Evidence {
     pub conflicts: Vec<String>,
     /// TAG already exists on the remote at another commit (never moved).
     pub tag_conflict: Option<TagConflict>,
+    /// The Git LFS server failed or refused, and what it was asked to do
+    /// ("the LFS batch request", "uploading build/app.bin"): the git push
+    /// was not sent.
+    pub lfs: Option<String>,
 }
 
 /// The remote's tag and the commit this run would have tagged.
@@ -109,6 +113,9 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
     // KB 1155479141 scenario 1. Over SSH: NOT CONFIRMED; "allowlist" matched loosely.
     if has("whitelist your ip") || has("allowlist your ip") || (has("ip") && has("allowlist")) {
         return IpAllowlist;
+    }
+    if e.lfs.is_some() {
+        return lfs_kind(e, status, &t);
     }
     // atdev.blog capture (410) and the brownout notice (401/410) — facts §1(j).
     if has("app passwords are deprecated")
@@ -205,6 +212,49 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
     Unknown
 }
 
+/// A Git LFS failure (the texts above, 2SV and IP allowlist, are shared).
+/// Bitbucket's LFS refusal texts are NOT CONFIRMED beyond the 2SV one
+/// (community 787619): statuses decide, words are matched loosely. The
+/// status codes are the Git LFS batch API's (docs/api/batch.md): 401/403
+/// credentials and permissions, 404 no repository, 413 object too large,
+/// 422 validation, 429 rate limit, 507 insufficient storage.
+fn lfs_kind(e: &Evidence, status: u16, t: &str) -> BlockageKind {
+    use BlockageKind::*;
+    let has = |needle: &str| t.contains(needle);
+    if has("lack one or more required privilege scopes") {
+        return InsufficientScope;
+    }
+    // Over SSH, before any HTTP: the key, the host key, the command.
+    if has("permission denied (publickey)") {
+        return InvalidCredentials;
+    }
+    if has("ssh host key") {
+        return Unknown;
+    }
+    if has("either does not exist or you do not have access") || has("repository does not exist") {
+        return RepositoryNotFound;
+    }
+    if has("git-lfs-authenticate exited") || has("git-lfs-authenticate's answer") {
+        return LfsRefused;
+    }
+    if status == 507
+        || status == 413
+        || has("quota")
+        || has("storage limit")
+        || has("out of storage")
+    {
+        return LfsStorageQuota;
+    }
+    match status {
+        401 => InvalidCredentials,
+        404 => RepositoryNotFound,
+        429 | 500.. => Network,
+        0 if e.git_error.is_some() && !tls_certificate_refused(e) => Network,
+        0 => Unknown,
+        _ => LfsRefused,
+    }
+}
+
 /// The HTTPS server's certificate failed verification: a company proxy that
 /// inspects TLS, a self-signed server, a wrong clock. Reported as `unknown`
 /// (like an unverifiable SSH host key) with its own words and remedy.
@@ -230,6 +280,16 @@ pub fn classify(e: &Evidence, s: &Situation) -> Blockage {
 /// where no server has refused anything yet.
 pub fn blockage_for(kind: BlockageKind, e: &Evidence, s: &Situation) -> Blockage {
     let (summary, mut explanation) = words(kind, e, s);
+    if let Some(during) = &e.lfs
+        && !matches!(
+            kind,
+            BlockageKind::LfsRefused | BlockageKind::LfsStorageQuota
+        )
+    {
+        explanation.push_str(&format!(
+            " This answer came from the Git LFS server, during {during}, before the git push: nothing was pushed."
+        ));
+    }
     if let Some(ctx) = &s.api {
         explanation.push_str(&context_sentence(ctx));
     }
@@ -389,6 +449,22 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
                 e.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
             ),
         ),
+        LfsRefused => (
+            "The Git LFS server refused the upload of the artifacts' LFS objects.".into(),
+            format!(
+                "The LFS server refused {}{} with a message commit-back does not recognise (its words are quoted below). LFS uploads need the same write access to the repository as a push.",
+                e.lfs.as_deref().unwrap_or("the upload"),
+                e.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+            ),
+        ),
+        LfsStorageQuota => (
+            "The Git LFS server has no room for the artifacts' LFS objects.".into(),
+            format!(
+                "The LFS server refused {}{}: the repository's LFS storage is full, or the object is larger than it accepts.",
+                e.lfs.as_deref().unwrap_or("the upload"),
+                e.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+            ),
+        ),
         HookRejected => (
             "A server-side hook refused the push.".into(),
             "The server refused the push with a message commit-back does not recognise; the server's own words are quoted below.".into(),
@@ -491,6 +567,10 @@ mod tests {
         };
         match f.channel.as_str() {
             "http" | "sideband" => e.remote_lines = lines(),
+            "lfs" => {
+                e.remote_lines = lines();
+                e.lfs = Some("the LFS batch request".into());
+            }
             "ssh" => {
                 e.git_error = Some(GitErrorInfo {
                     class: "Ssh".into(),
@@ -720,6 +800,16 @@ mod tests {
                 situation(ApiToken, None),
             ),
             (
+                "lfs_refused_pipeline",
+                lfs(403, "Forbidden"),
+                situation(Pipeline, None),
+            ),
+            (
+                "lfs_storage_quota",
+                lfs(507, "Insufficient storage"),
+                situation(AccessToken, None),
+            ),
+            (
                 "rebase_conflict",
                 Evidence {
                     conflicts: vec!["dist/ids.json".into(), "version.txt".into()],
@@ -731,6 +821,72 @@ mod tests {
         for (name, e, s) in cases {
             insta::assert_snapshot!(name, render(&classify(&e, &s)));
         }
+    }
+
+    fn lfs(status: u16, text: &str) -> Evidence {
+        Evidence {
+            lfs: Some("uploading dist/app.bin".into()),
+            ..http(status, text)
+        }
+    }
+
+    /// Git LFS answers by status (the batch API's codes): texts other than
+    /// Bitbucket's 2SV one are NOT CONFIRMED and only matched loosely.
+    #[test]
+    fn lfs_refusals_are_read_by_status_and_loose_words() {
+        use CredentialKind::*;
+        let ssh = |message: &str| Evidence {
+            lfs: Some("git-lfs-authenticate over SSH".into()),
+            git_error: Some(GitErrorInfo {
+                class: "Net".into(),
+                code: "GenericError".into(),
+                message: message.into(),
+            }),
+            ..Default::default()
+        };
+        let table = [
+            (lfs(401, "Credentials needed"), InvalidCredentials),
+            (lfs(403, "Forbidden"), LfsRefused),
+            (lfs(422, "Object size mismatch"), LfsRefused),
+            (lfs(404, "Not found"), RepositoryNotFound),
+            (lfs(413, ""), LfsStorageQuota),
+            (lfs(507, ""), LfsStorageQuota),
+            (lfs(403, "LFS storage quota exceeded"), LfsStorageQuota),
+            (lfs(503, "Service Unavailable"), Network),
+            (lfs(429, "slow down"), Network),
+            (
+                lfs(
+                    403,
+                    "To access this repository, enable two-step verification.",
+                ),
+                TwoStepVerification,
+            ),
+            (
+                ssh("Git LFS, uploading a: connection reset by peer"),
+                Network,
+            ),
+            (
+                ssh("the server refused the SSH key: Permission denied (publickey)"),
+                InvalidCredentials,
+            ),
+            (
+                ssh("the SSH host key of h:22 is not known: add it"),
+                Unknown,
+            ),
+            (ssh("git-lfs-authenticate exited with status 1"), LfsRefused),
+        ];
+        for (e, kind) in table {
+            assert_eq!(kind_of(&e, AccessToken), kind, "{e:?}");
+        }
+        // Not for a git push: a bare 403 there is a hook's refusal.
+        assert_eq!(kind_of(&http(403, "Forbidden"), AccessToken), HookRejected);
+        // Said to come from LFS, before the push.
+        let b = classify(&lfs(404, "Not found"), &situation(AccessToken, None));
+        assert!(
+            b.explanation.contains("Git LFS server"),
+            "{}",
+            b.explanation
+        );
     }
 
     #[test]

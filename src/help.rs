@@ -19,6 +19,8 @@ const KINDS: &[BlockageKind] = &[
     BlockageKind::TagExists,
     BlockageKind::Network,
     BlockageKind::RepositorySizeLimit,
+    BlockageKind::LfsRefused,
+    BlockageKind::LfsStorageQuota,
     BlockageKind::HookRejected,
     BlockageKind::Unknown,
 ];

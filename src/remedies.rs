@@ -26,6 +26,8 @@ const DOCS_2SV: &str =
 const DOCS_ACCESS_CONTROL: &str = "https://support.atlassian.com/bitbucket-cloud/docs/control-access-to-private-content-in-a-workspace/";
 const DOCS_SIZE: &str =
     "https://support.atlassian.com/bitbucket-cloud/docs/reduce-repository-size/";
+const DOCS_LFS_STORAGE: &str =
+    "https://support.atlassian.com/bitbucket-cloud/docs/storage-policy-for-git-lfs/";
 const DOCS_SSH_KEYS: &str =
     "https://support.atlassian.com/bitbucket-cloud/docs/set-up-personal-ssh-keys-on-linux/";
 
@@ -147,11 +149,42 @@ pub fn remedies(kind: BlockageKind, e: &Evidence, s: &Situation) -> Vec<Remedy> 
         RepositorySizeLimit => vec![remedy(
             "Reduce what is pushed",
             &[
-                "Keep large build outputs out of git (Pipelines artifacts or Downloads), or track them with Git LFS.",
+                "Keep large build outputs out of git (Pipelines artifacts or Downloads), or track them with Git LFS: `git lfs track '<pattern>'` adds `<pattern> filter=lfs diff=lfs merge=lfs -text` to .gitattributes, and commit-back then commits a pointer and uploads the file itself.",
                 "If a single file is over 100 MB, Repository settings > Advanced can disable the per-file limit.",
                 "If the repository is over 4 GB, follow the guide to reduce its size.",
             ],
             Some(DOCS_SIZE),
+        )],
+        LfsRefused => {
+            let mut list = Vec::new();
+            if s.credential == CredentialKind::Pipeline {
+                // Whether the Pipelines auth proxy allows LFS is NOT CONFIRMED
+                // (bitbucket-facts.md, "Size limits and Git LFS").
+                list.push(remedy(
+                    "Give commit-back its own credential for LFS",
+                    &[
+                        "Whether the Pipelines auth proxy lets LFS uploads through is not documented; set BITBUCKET_ACCESS_TOKEN (a repository access token with write access) or ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN on the pipe.",
+                    ],
+                    Some(DOCS_ACCESS_TOKENS),
+                ));
+            }
+            list.push(remedy(
+                "Check the credential's write access and the LFS settings",
+                &[
+                    "LFS uploads need write access to the repository, like a push: check the credential's permission (or scopes: write:repository:bitbucket).",
+                    "If these files should not be in LFS, remove their `filter=lfs` line from .gitattributes.",
+                ],
+                None,
+            ));
+            list
+        }
+        LfsStorageQuota => vec![remedy(
+            "Free LFS storage, or add more",
+            &[
+                "Bitbucket plans include 1 GB (Free), 5 GB (Standard) or 10 GB (Premium) of LFS storage, and more can be bought in 100 GB units (see the storage policy below).",
+                "Delete LFS files the repository no longer needs, or keep large build outputs out of git (Pipelines artifacts or Downloads).",
+            ],
+            Some(DOCS_LFS_STORAGE),
         )],
         NonFastForward => vec![remedy(
             "Retry, or allow more attempts",

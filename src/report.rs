@@ -33,6 +33,11 @@ pub enum BlockageKind {
     ReadOnlyKey,
     RepositoryNotFound,
     RepositorySizeLimit,
+    /// The Git LFS server refused an upload (permissions, validation).
+    LfsRefused,
+    /// The Git LFS server is out of storage for this repository, or refused
+    /// the object's size.
+    LfsStorageQuota,
     NonFastForward,
     RebaseConflict,
     /// TAG exists on the remote at another commit; tags are never moved.
@@ -48,6 +53,25 @@ impl BlockageKind {
     pub fn is_transient(self) -> bool {
         matches!(self, BlockageKind::NonFastForward | BlockageKind::Network)
     }
+}
+
+/// The `lfs` section: where LFS objects went, and each object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lfs {
+    /// The LFS endpoint (the batch API is `<endpoint>/objects/batch`).
+    pub endpoint: String,
+    pub objects: Vec<LfsObject>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LfsObject {
+    pub path: String,
+    /// SHA-256 of the content, hex (the pointer's `oid sha256:`).
+    pub oid: String,
+    pub size: u64,
+    /// `uploaded`, `already_present`, `would_upload` (dry run), or
+    /// `pending` (the run stopped before the server was asked).
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -168,6 +192,8 @@ pub struct Report {
     /// The refs pushed (branch, tag) and what the server did with each, as
     /// of the last push that reached them.
     pub refs: Vec<RefOutcome>,
+    /// Git LFS objects the pushed commit brought, and what became of each.
+    pub lfs: Option<Lfs>,
     pub blockage: Option<Blockage>,
     pub recovery: Option<Recovery>,
     pub pull_request: Option<PullRequest>,
@@ -194,6 +220,7 @@ impl Report {
             attempts: 0,
             attempt_outcomes: Vec::new(),
             refs: Vec::new(),
+            lfs: None,
             blockage: None,
             recovery: None,
             pull_request: None,
@@ -231,13 +258,14 @@ fn kind_code(kind: Option<BlockageKind>) -> u8 {
         Some(
             BlockageKind::InsufficientScope
             | BlockageKind::ReadOnlyKey
-            | BlockageKind::RepositoryNotFound,
+            | BlockageKind::RepositoryNotFound
+            | BlockageKind::LfsRefused,
         ) => 7,
         Some(
             BlockageKind::NonFastForward | BlockageKind::RebaseConflict | BlockageKind::TagExists,
         ) => 8,
         Some(BlockageKind::Network) => 9,
-        Some(BlockageKind::RepositorySizeLimit) => 10,
+        Some(BlockageKind::RepositorySizeLimit | BlockageKind::LfsStorageQuota) => 10,
         Some(BlockageKind::HookRejected | BlockageKind::Unknown) | None => 1,
     }
 }
@@ -269,6 +297,8 @@ mod tests {
             (TagExists, 8),
             (Network, 9),
             (RepositorySizeLimit, 10),
+            (LfsStorageQuota, 10),
+            (LfsRefused, 7),
             (HookRejected, 1),
             (Unknown, 1),
         ];
@@ -309,6 +339,7 @@ mod tests {
             "attempts",
             "attempt_outcomes",
             "refs",
+            "lfs",
             "blockage",
             "recovery",
             "pull_request",

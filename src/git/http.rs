@@ -128,6 +128,170 @@ pub fn take_failure() -> Option<HttpFailure> {
         .take()
 }
 
+/// A plain HTTP request outside git's protocol (the Git LFS API and
+/// transfers), sent with the same client, proxy and silence bound as git's.
+pub struct Exchange<'a> {
+    pub method: reqwest::Method,
+    pub url: &'a str,
+    pub headers: Vec<(String, Secret)>,
+    /// Add the run's credential (only ever for the push's own origin).
+    pub credential: bool,
+    pub body: ExchangeBody,
+}
+
+pub enum ExchangeBody {
+    Empty,
+    Bytes(Vec<u8>),
+    /// A file streamed from disk in bounded pieces (its length is sent).
+    File(std::path::PathBuf, u64),
+}
+
+/// The answer to an [`Exchange`]: any status (the caller decides), the body
+/// (at most [`MAX_ANSWER`] bytes).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// Largest answer body kept from an exchange (an LFS batch answer for
+/// hundreds of objects is well under it).
+pub const MAX_ANSWER: usize = 32 * 1024 * 1024;
+
+/// Bytes sent by exchanges, for the report: LFS uploads.
+static EXCHANGE_SENT: AtomicU64 = AtomicU64::new(0);
+
+/// Total request body bytes that exchanges handed to the network.
+pub fn exchange_bytes_sent() -> u64 {
+    EXCHANGE_SENT.load(Ordering::Relaxed)
+}
+
+/// Sends one request and waits for its answer; NETWORK_TIMEOUT bounds the
+/// silence in either direction, as for git's requests. Only a failure
+/// without an answer (connection, timeout) is an error.
+pub fn exchange(x: Exchange<'_>) -> Result<Answer, HttpFailure> {
+    let ctx = CONTEXT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or_else(|| network_failure("the HTTP client is not set up"))?;
+    let clock = Arc::new(Clock::new());
+    let mut req = ctx.client.request(x.method, x.url);
+    for (name, value) in &x.headers {
+        let mut v = reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
+            network_failure(&format!(
+                "the server gave an invalid value for the {name} header"
+            ))
+        })?;
+        v.set_sensitive(true);
+        req = req.header(name.as_str(), v);
+    }
+    if x.credential
+        && let Some(auth) = &ctx.settings.authorization
+    {
+        let mut value = reqwest::header::HeaderValue::from_str(auth.expose()).map_err(|_| {
+            network_failure("the credential contains characters not allowed in an HTTP header")
+        })?;
+        value.set_sensitive(true);
+        req = req.header(reqwest::header::AUTHORIZATION, value);
+    }
+    req = match x.body {
+        ExchangeBody::Empty => req,
+        ExchangeBody::Bytes(b) => {
+            EXCHANGE_SENT.fetch_add(b.len() as u64, Ordering::Relaxed);
+            req.body(b)
+        }
+        ExchangeBody::File(path, len) => {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| network_failure(&format!("reading {}: {e}", path.display())))?;
+            let reader = CountingReader {
+                inner: file,
+                clock: clock.clone(),
+            };
+            req.body(reqwest::blocking::Body::sized(reader, len))
+        }
+    };
+    clock.moved();
+    let rx = spawn_request(req, clock.clone());
+    let timeout = ctx.settings.timeout;
+    let next = || -> Result<Msg, HttpFailure> {
+        loop {
+            match rx.recv_timeout(TICK) {
+                Ok(msg) => return Ok(msg),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(network_failure("the connection ended without an answer"));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let allowed = timeout + clock.drain_allowance();
+                    if clock.silent_for() >= allowed {
+                        return Err(network_failure(&format!(
+                            "the request timed out: the server sent nothing for {} s",
+                            allowed.as_secs()
+                        )));
+                    }
+                }
+            }
+        }
+    };
+    let (status, content_type) = match next()? {
+        Msg::Head {
+            status,
+            content_type,
+            ..
+        } => (status, content_type),
+        Msg::Failed(text) => return Err(network_failure(&text)),
+        Msg::Body(_) | Msg::End => return Err(network_failure("an answer without a head")),
+    };
+    let mut body = Vec::new();
+    loop {
+        match next()? {
+            Msg::Body(b) => {
+                if body.len() < MAX_ANSWER {
+                    body.extend_from_slice(&b);
+                }
+            }
+            Msg::End => break,
+            Msg::Failed(text) => return Err(network_failure(&text)),
+            Msg::Head { .. } => return Err(network_failure("a second answer head")),
+        }
+    }
+    body.truncate(MAX_ANSWER);
+    Ok(Answer {
+        status,
+        content_type,
+        body,
+    })
+}
+
+fn network_failure(text: &str) -> HttpFailure {
+    HttpFailure {
+        status: None,
+        body_lines: vec![],
+        error: Some(text.to_owned()),
+    }
+}
+
+/// A file body: every piece read by the connection is progress.
+struct CountingReader {
+    inner: std::fs::File,
+    clock: Arc<Clock>,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let limit = buf.len().min(CHUNK);
+        let n = self.inner.read(&mut buf[..limit])?;
+        if n == 0 {
+            self.clock.upload_done.store(true, Ordering::Relaxed);
+        } else {
+            self.clock.sent(n);
+            EXCHANGE_SENT.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
 struct Subtransport {
     ctx: Arc<Context>,
 }

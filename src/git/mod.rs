@@ -3,6 +3,7 @@
 //! [`remote`]; the HTTP and SSH specifics in [`http`] and [`ssh`].
 
 pub mod http;
+pub mod lfs;
 pub mod recovery;
 pub mod remote;
 pub mod ssh;

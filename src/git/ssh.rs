@@ -45,6 +45,29 @@ pub enum HostKeyCheck {
     Revoked,
 }
 
+impl HostKeyCheck {
+    /// Why the key of `host:port` is not trusted, as the error says it;
+    /// None when it is trusted.
+    pub fn problem(&self, host: &str, port: u16) -> Option<String> {
+        let problem = match self {
+            HostKeyCheck::Trusted => return None,
+            HostKeyCheck::Unknown => {
+                "is not known: add it to KNOWN_HOSTS (ssh-keyscan output) or the pipeline's known hosts"
+            }
+            HostKeyCheck::Mismatch => {
+                "does not match the known key: refusing to connect (possible man-in-the-middle, or the server's key changed)"
+            }
+            HostKeyCheck::UnknownCertificateAuthority => {
+                "is not known: known_hosts trusts it only through an @cert-authority line, and host certificates are not supported; add the host key itself to KNOWN_HOSTS (ssh-keyscan output)"
+            }
+            HostKeyCheck::Revoked => {
+                "is revoked in known_hosts (an @revoked line names it): refusing to connect"
+            }
+        };
+        Some(format!("the SSH host key of {host}:{port} {problem}"))
+    }
+}
+
 impl KnownHosts {
     /// Built-in Bitbucket keys plus `extra` lines. Unparseable lines are skipped,
     /// as OpenSSH does.
@@ -173,6 +196,105 @@ fn wildcard(pattern: &str, text: &str) -> bool {
 }
 
 /// Host and port of an SSH URL (`ssh://user@host:port/path` or `user@host:path`).
+/// What `git-lfs-authenticate` answers: where the LFS API is, and the
+/// headers that authorise a request there.
+#[derive(Debug, serde::Deserialize)]
+pub struct LfsAuthentication {
+    pub href: String,
+    #[serde(default)]
+    pub header: std::collections::HashMap<String, String>,
+}
+
+/// Runs `git-lfs-authenticate <path> upload` on the SSH server of `url`,
+/// as git-lfs does before an upload over SSH (docs/api/server-discovery.md):
+/// a session of its own, with the push's key, the host key checked as for
+/// the push. Errors are one sentence; the server's stderr is kept.
+pub fn lfs_authenticate(
+    url: &str,
+    path: &str,
+    key: &crate::secret::Secret,
+    known_hosts: &KnownHosts,
+    timeout: std::time::Duration,
+) -> Result<LfsAuthentication, (String, Vec<String>)> {
+    use std::io::Read as _;
+    use std::net::ToSocketAddrs as _;
+    let plain = |s: String| (s, Vec::new());
+    let (host, port) =
+        host_and_port(url).ok_or_else(|| plain(format!("'{url}' is not an SSH URL")))?;
+    let user = ssh_user(url).unwrap_or("git");
+    let address = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| plain(format!("failed to resolve {host}: {e}")))?
+        .next()
+        .ok_or_else(|| plain(format!("failed to resolve {host}")))?;
+    let tcp = std::net::TcpStream::connect_timeout(&address, timeout)
+        .map_err(|e| plain(format!("failed to connect to {host}:{port}: {e}")))?;
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let _ = tcp.set_write_timeout(Some(timeout));
+    let mut session = ssh2::Session::new().map_err(|e| plain(format!("SSH: {e}")))?;
+    session.set_timeout(timeout.as_millis().min(u32::MAX as u128) as u32);
+    session.set_tcp_stream(tcp);
+    session
+        .handshake()
+        .map_err(|e| plain(format!("SSH handshake with {host}:{port}: {}", e.message())))?;
+    let (hostkey, _) = session
+        .host_key()
+        .ok_or_else(|| plain("the SSH server sent no host key".into()))?;
+    if let Some(problem) = known_hosts.check(&host, port, hostkey).problem(&host, port) {
+        return Err(plain(problem));
+    }
+    session
+        .userauth_pubkey_memory(user, None, key.expose(), None)
+        .map_err(|_| {
+            plain("the server refused the SSH key: Permission denied (publickey)".into())
+        })?;
+    let mut channel = session
+        .channel_session()
+        .map_err(|e| plain(format!("SSH: {}", e.message())))?;
+    let command = format!(
+        "git-lfs-authenticate '{}' upload",
+        path.replace('\'', "'\\''")
+    );
+    channel.exec(&command).map_err(|e| {
+        plain(format!(
+            "SSH: running git-lfs-authenticate: {}",
+            e.message()
+        ))
+    })?;
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let read = (&mut channel).take(1 << 20).read_to_end(&mut stdout);
+    let _ = channel.stderr().take(64 * 1024).read_to_end(&mut stderr);
+    let _ = channel.wait_close();
+    let status = channel.exit_status().unwrap_or(-1);
+    let lines = crate::git::remote::split_lines(&String::from_utf8_lossy(&stderr));
+    if let Err(e) = read {
+        return Err((
+            format!("SSH: reading git-lfs-authenticate's answer: {e}"),
+            lines,
+        ));
+    }
+    if status != 0 {
+        return Err((
+            format!("git-lfs-authenticate exited with status {status}"),
+            lines,
+        ));
+    }
+    serde_json::from_slice(&stdout).map_err(|e| {
+        (
+            format!("git-lfs-authenticate's answer is not the JSON git-lfs expects ({e})"),
+            lines,
+        )
+    })
+}
+
+/// The user of an SSH URL (`git@host:path`, `ssh://git@host/path`).
+fn ssh_user(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("ssh://").unwrap_or(url);
+    let authority = rest.split(['/', ':']).next()?;
+    authority.rsplit_once('@').map(|(u, _)| u)
+}
+
 pub fn host_and_port(url: &str) -> Option<(String, u16)> {
     if let Some(rest) = url.strip_prefix("ssh://") {
         let authority = rest.split('/').next()?;

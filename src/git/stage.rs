@@ -3,13 +3,15 @@
 //! libgit2's `add_all` lists the paths that changed; [`Stager::pick`] decides
 //! for each one, before anything is written, what git would do with it:
 //! - leave it alone: entries git never updates (`skip-worktree`,
-//!   `assume-unchanged`), and a file whose filter git would run only to find
-//!   it unchanged (an LFS file whose pointer is the one in the index);
-//! - refuse the run: a path whose attributes name a filter driver or a
-//!   `working-tree-encoding` (git would run a program or iconv; committing
-//!   the working-tree bytes could push a decrypted secret or a whole binary
-//!   in place of a pointer), and a new file outside a sparse checkout's
-//!   definition (`git add` refuses it too);
+//!   `assume-unchanged`);
+//! - clean it as git-lfs would: a path whose attributes say `filter=lfs`
+//!   gets its pointer staged, and its content copied into the LFS store
+//!   ([`super::lfs`]); an unchanged one (its pointer is the index's) only
+//!   has its stat refreshed;
+//! - refuse the run: a path whose attributes name another filter driver or
+//!   a `working-tree-encoding` (git would run a program or iconv; committing
+//!   the working-tree bytes could push a decrypted secret), and a new file
+//!   outside a sparse checkout's definition (`git add` refuses it too);
 //! - stage it here: plain regular files that no attribute or configuration
 //!   could change, written into one pack (below);
 //! - hand it to libgit2: everything else (symlinks, gitlinks, deletions,
@@ -69,9 +71,10 @@ pub(super) struct Stager {
     claimed: Vec<String>,
     /// Untracked nested repositories, staged as gitlinks (libgit2 cannot).
     gitlinks: Vec<(String, Oid, Stat)>,
-    /// Filtered files git would find unchanged: only their stat (and mode)
-    /// is refreshed in the index, as `git add` refreshes it.
-    unchanged: Vec<(PathBuf, Stat)>,
+    /// Files under `filter=lfs`: cleaned in [`Stager::stage`].
+    lfs: Vec<(PathBuf, Stat)>,
+    /// LFS content is copied into the store (not in a dry run).
+    store_lfs: bool,
     /// Paths `add_all` would stage (true) or remove (false) through libgit2.
     by_libgit2: Vec<(PathBuf, bool)>,
     refusals: Vec<String>,
@@ -105,7 +108,8 @@ impl Stager {
             sparse: Sparse::of(repo),
             claimed: Vec::new(),
             gitlinks: Vec::new(),
-            unchanged: Vec::new(),
+            lfs: Vec::new(),
+            store_lfs: may_write_pack,
             by_libgit2: Vec::new(),
             refusals,
         }
@@ -170,11 +174,9 @@ impl Stager {
             None => true, // rare: ask libgit2 rather than guess
         };
         if self.global_attributes || may_apply {
-            match external_conversion(repo, workdir, path) {
+            match external_conversion(repo, path) {
                 Conversion::None => self.by_libgit2.push((path.to_path_buf(), true)),
-                Conversion::Unchanged => {
-                    self.unchanged.push((path.to_path_buf(), Stat::of(&meta)));
-                }
+                Conversion::Lfs => self.lfs.push((path.to_path_buf(), Stat::of(&meta))),
                 Conversion::Refused(why) => self.refusals.push(why),
             }
             return;
@@ -212,15 +214,32 @@ impl Stager {
                     .with_context(|| format!("staging the deletion of {shown}"))?;
             }
         }
-        for (path, stat) in &self.unchanged {
-            if let Some(entry) = index.get_path(path, 0) {
+        if !self.lfs.is_empty() {
+            let workdir = repo.workdir().context("no working tree")?;
+            let store = super::lfs::Store::of(repo);
+            for (path, stat) in &self.lfs {
                 let name = path.to_string_lossy();
-                let mode = modes.of_regular_file(stat.mode, Some(entry.mode));
-                let mut refreshed = stat.entry(&name, entry.id, mode);
-                refreshed.path = entry.path;
+                let file = workdir.join(path);
+                let cleaned = super::lfs::clean(&file)?;
+                let id = repo
+                    .blob(&cleaned.blob)
+                    .with_context(|| format!("staging the LFS pointer of {name}"))?;
+                let existing = index.get_path(path, 0);
+                let unchanged = existing.as_ref().is_some_and(|e| e.id == id);
+                if !unchanged && !cleaned.passthrough && self.store_lfs {
+                    store.put(&file, &cleaned.pointer)?;
+                }
+                let mode = modes.of_regular_file(stat.mode, existing.as_ref().map(|e| e.mode));
+                let mut entry = stat.entry(&name, id, mode);
+                if let Some(e) = existing {
+                    entry.path = e.path;
+                } else {
+                    use std::os::unix::ffi::OsStrExt as _;
+                    entry.path = path.as_os_str().as_bytes().to_vec();
+                }
                 index
-                    .add(&refreshed)
-                    .with_context(|| format!("refreshing {name}"))?;
+                    .add(&entry)
+                    .with_context(|| format!("staging {name}"))?;
             }
         }
         for (path, head, stat) in &self.gitlinks {
@@ -312,12 +331,12 @@ impl ModeRules {
 enum Conversion {
     /// Nothing external: libgit2 applies `text`, `eol`, `ident` as git does.
     None,
-    /// A filter git would run finds it unchanged (LFS, same pointer).
-    Unchanged,
+    /// git-lfs's clean filter, which commit-back runs itself.
+    Lfs,
     Refused(String),
 }
 
-fn external_conversion(repo: &Repository, workdir: &Path, file: &Path) -> Conversion {
+fn external_conversion(repo: &Repository, file: &Path) -> Conversion {
     let path = file.to_string_lossy();
     let attr = |name: &str| {
         repo.get_attr(file, name, AttrCheckFlags::FILE_THEN_INDEX)
@@ -329,30 +348,31 @@ fn external_conversion(repo: &Repository, workdir: &Path, file: &Path) -> Conver
             })
     };
     if let Some(driver) = attr("filter") {
-        if driver == "lfs" && lfs_pointer_unchanged(repo, workdir, file).unwrap_or(false) {
-            return Conversion::Unchanged;
+        if driver == "lfs" {
+            if super::lfs::has_extensions(repo) {
+                return Conversion::Refused(format!(
+                    "'{path}' is tracked by Git LFS and this repository configures LFS extensions \
+                     (lfs.extension.*), which commit-back does not run; commit it from a step \
+                     where git and git-lfs are installed, or leave it out of FILES"
+                ));
+            }
+            return Conversion::Lfs;
         }
         let known = repo
             .index()
             .ok()
             .is_some_and(|i| i.get_path(file, 0).is_some());
-        let lfs = if driver == "lfs" {
-            " (Git LFS is not supported yet)"
-        } else {
-            ""
-        };
         let why = if known {
             format!(
                 "'{path}' has filter={driver} in its attributes and its file changed on disk: \
-                 commit-back runs no external filters{lfs}, so it cannot tell whether git would \
+                 commit-back runs no external filters, so it cannot tell whether git would \
                  see a change, and will not commit the file raw; commit it from a step where git \
                  and the {driver} filter are installed, or leave it out of FILES"
             )
         } else {
             format!(
                 "'{path}' has filter={driver} in its attributes: commit-back runs no external \
-                 filters{lfs} and will not commit the file raw (it could be a decrypted secret or \
-                 a large file meant for a pointer); commit it from a step where git and the \
+                 filters and will not commit the file raw (it could be a decrypted secret); commit it from a step where git and the \
                  {driver} filter are installed, or leave it out of FILES"
             )
         };
@@ -369,28 +389,6 @@ fn external_conversion(repo: &Repository, workdir: &Path, file: &Path) -> Conver
         }
     }
     Conversion::None
-}
-
-/// Whether git-lfs's clean filter would turn the file into the very pointer
-/// the index holds (the file was smudged, then only touched).
-fn lfs_pointer_unchanged(repo: &Repository, workdir: &Path, path: &Path) -> Result<bool> {
-    use sha2::{Digest as _, Sha256};
-    let index = repo.index()?;
-    let Some(entry) = index.get_path(path, 0) else {
-        return Ok(false);
-    };
-    let mut file = File::open(workdir.join(path))?;
-    let mut sha = Sha256::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; IO_BUFFER];
-    for_each_chunk(&mut file, &mut buf, |chunk| {
-        sha.update(chunk);
-        size += chunk.len() as u64;
-    })?;
-    let hex: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let pointer =
-        format!("version https://git-lfs.github.com/spec/v1\noid sha256:{hex}\nsize {size}\n");
-    Ok(Oid::hash_object(git2::ObjectType::Blob, pointer.as_bytes())? == entry.id)
 }
 
 /// A sparse checkout's definition, as far as `git add` needs it: new files

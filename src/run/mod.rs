@@ -15,6 +15,7 @@ use crate::secret::{Redactor, Secret};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod lfs;
 mod push;
 mod refused;
 mod verdict;
@@ -311,6 +312,7 @@ impl Pusher<'_> {
             log.debug(format!("  {f}"));
         }
         self.set_commit(&artifact);
+        self.warn_large_files(&artifact);
         self.make_tag(artifact.oid)?;
 
         install_http(config)?;

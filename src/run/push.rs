@@ -341,6 +341,21 @@ impl Pusher<'_> {
         }
         let attempt = self.report.attempt_outcomes.len() as u32 + 1;
         self.report.attempts = attempt;
+        // LFS objects first, as git-lfs's pre-push hook sends them: a
+        // refusal there stops this attempt before the git push is sent.
+        if let Some(evidence) = self.upload_lfs(&p.current) {
+            evidence
+                .remote_lines
+                .iter()
+                .for_each(|l| self.log.remote(l));
+            let kind = classify::kind_of(&evidence, config.credential.kind());
+            self.record_attempt(&p.current, Some((kind, &evidence)));
+            p.evidence = evidence;
+            return Ok(Event::Refused {
+                kind,
+                unanswered: false,
+            });
+        }
         let mut updates = vec![(
             p.current.oid,
             format!("refs/heads/{}", config.branch),

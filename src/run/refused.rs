@@ -108,6 +108,29 @@ impl Pusher<'_> {
                         short(oid)
                     ),
                 };
+                // LFS objects are asked about (the batch API with the
+                // credential), never uploaded.
+                if let Some(evidence) = self.check_lfs(artifact) {
+                    evidence.remote_lines.iter().for_each(|l| log.remote(l));
+                    self.explain(evidence);
+                    return Ok(());
+                }
+                let lfs_note = self
+                    .report
+                    .lfs
+                    .as_ref()
+                    .map(|l| {
+                        let would = l
+                            .objects
+                            .iter()
+                            .filter(|o| o.outcome == "would_upload")
+                            .count();
+                        format!(
+                            ", {would} Git LFS object(s) to upload ({} already on the server)",
+                            l.objects.len() - would
+                        )
+                    })
+                    .unwrap_or_default();
                 let ctx = self.enrich();
                 let prediction = ctx
                     .as_ref()
@@ -137,7 +160,7 @@ impl Pusher<'_> {
                 };
                 self.report.status = Status::DryRun;
                 self.report.summary = format!(
-                    "Dry run: would push {} file(s) to {}; access granted, {upstream}; {rules_note}.",
+                    "Dry run: would push {} file(s) to {}{lfs_note}; access granted, {upstream}; {rules_note}.",
                     artifact.files.len(),
                     self.config.branch
                 );

@@ -90,6 +90,8 @@ impl Pusher<'_> {
 pub(super) fn unanswered(attempt: &report::Attempt) -> bool {
     attempt.outcome == "network"
         && match attempt.detail.as_deref() {
+            // The LFS upload comes before the push, which was not sent.
+            Some(d) if d.starts_with(LFS_DETAIL) => false,
             Some(d) if d.starts_with("HTTP ") => matches!(d, "HTTP 502" | "HTTP 504"),
             // Failures before a push could be sent cannot have applied one.
             Some(d) => !NOTHING_SENT
@@ -118,6 +120,21 @@ fn kind_name(kind: BlockageKind) -> String {
 }
 
 fn detail_of(kind: BlockageKind, evidence: &Evidence) -> Option<String> {
+    let detail = git_detail_of(kind, evidence);
+    match &evidence.lfs {
+        // Said first, so that no one (nor `unanswered`) takes it for the push.
+        Some(_) => Some(match detail {
+            Some(d) => format!("{LFS_DETAIL}, {d}"),
+            None => LFS_DETAIL.to_owned(),
+        }),
+        None => detail,
+    }
+}
+
+/// How an attempt stopped by the LFS upload begins its detail.
+const LFS_DETAIL: &str = "Git LFS upload";
+
+fn git_detail_of(kind: BlockageKind, evidence: &Evidence) -> Option<String> {
     if let Some(status) = evidence.http_status {
         return Some(format!("HTTP {status}"));
     }

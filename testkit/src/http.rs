@@ -4,7 +4,10 @@
 //! refusal texts. It also serves as the Pipelines auth proxy: a request in
 //! absolute form (`GET http://bitbucket.org/ws/repo/info/refs`) without
 //! credentials is what a client sends through a proxy, and is authenticated
-//! as the pipeline. The server stops when dropped.
+//! as the pipeline. With [`GitHttpServer::serve_lfs`] it also fronts a real
+//! Git LFS server (giftless) at `<repository>.git/info/lfs/`, authenticating
+//! the batch API as it authenticates git (the upload and verify hrefs carry
+//! giftless's own tokens). The server stops when dropped.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -47,6 +50,11 @@ struct State {
     proxy_user: Option<String>,
     /// Request bodies are read at most this fast (bytes per second): a slow link.
     upload_rate: Option<u64>,
+    /// The LFS server behind `/info/lfs/` paths.
+    lfs_port: Option<u16>,
+    /// Whole Authorization header values accepted, and their REMOTE_USER
+    /// (the tokens `git-lfs-authenticate` hands out over SSH).
+    authorizations: HashMap<String, String>,
     log: Vec<RequestRecord>,
 }
 
@@ -162,6 +170,23 @@ impl GitHttpServer {
     /// steady link), in small reads so the client sees steady progress.
     pub fn throttle_uploads(&self, bytes_per_second: u64) -> &Self {
         self.state.lock().unwrap().upload_rate = Some(bytes_per_second);
+        self
+    }
+
+    /// Fronts `lfs`: requests under `<repository>.git/info/lfs/` go there
+    /// once authenticated (hrefs giftless builds point back here).
+    pub fn serve_lfs(&self, lfs: &crate::lfs::LfsServer) -> &Self {
+        self.state.lock().unwrap().lfs_port = Some(lfs.port);
+        self
+    }
+
+    /// Accepts requests whose Authorization header is exactly `value`, as `user`.
+    pub fn accept_authorization(&self, value: &str, user: &str) -> &Self {
+        self.state
+            .lock()
+            .unwrap()
+            .authorizations
+            .insert(value.to_owned(), user.to_owned());
         self
     }
 
@@ -380,12 +405,20 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
         std::thread::sleep(Duration::from_secs(30));
         return Ok(());
     }
+    let lfs_port = state
+        .lock()
+        .unwrap()
+        .lfs_port
+        .filter(|_| req.path.contains("/info/lfs/"));
     let rate = state
         .lock()
         .unwrap()
         .upload_rate
-        .filter(|_| req.method == "POST");
-    read_body(&mut reader, &mut req, rate)?;
+        .filter(|_| req.method == "POST" || lfs_port.is_some());
+    // An LFS body is streamed to the LFS server, not held here.
+    if lfs_port.is_none() {
+        read_body(&mut reader, &mut req, rate)?;
+    }
 
     // Decide who this is, or answer for them.
     let decision: Result<String, Answer> = {
@@ -401,8 +434,14 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
         } else {
             None
         };
+        let authorization = req.headers.get("authorization");
         if let Some(a) = injected.filter(|a| a.status != 5) {
             Err(a)
+        } else if let Some(user) = authorization.and_then(|v| st.authorizations.get(v)) {
+            Ok(user.clone())
+        } else if lfs_port.is_some() && authorization.is_some_and(|v| v.starts_with("Bearer ")) {
+            // An upload or verify href: giftless checks its own token.
+            Ok("lfs-action".to_owned())
         } else {
             match basic_credentials(&req.headers) {
                 Some((u, p)) => {
@@ -428,6 +467,11 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             }
         }
     };
+    if lfs_port.is_some() && decision.is_err() {
+        // Read what the client sends before answering, so that it reads
+        // the answer rather than a reset connection.
+        read_body(&mut reader, &mut req, None)?;
+    }
     let record = |status: u16, user: Option<String>| {
         state.lock().unwrap().log.push(RequestRecord {
             method: req.method.clone(),
@@ -471,6 +515,14 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             return Ok(());
         }
     };
+
+    if let Some(port) = lfs_port {
+        let host = format!("127.0.0.1:{}", out.local_addr()?.port());
+        let status = forward(&mut reader, &mut out, &req, port, &host, rate)?;
+        record(status, Some(user));
+        let _ = out.shutdown(Shutdown::Both);
+        return Ok(());
+    }
 
     let mut cmd = Command::new("git");
     cmd.arg("http-backend")
@@ -553,6 +605,92 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
     respond(&mut out, status, &headers, body)?;
     let _ = out.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// Passes a request on to the LFS server at `port` as `host` (so the hrefs
+/// it builds point back here), its body streamed (paced by `rate`), and
+/// its answer back; the answer's status.
+fn forward(
+    reader: &mut BufReader<TcpStream>,
+    out: &mut TcpStream,
+    req: &Request,
+    port: u16,
+    host: &str,
+    rate: Option<u64>,
+) -> std::io::Result<u16> {
+    let mut up = TcpStream::connect(("127.0.0.1", port))?;
+    up.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let target = if req.query.is_empty() {
+        req.path.clone()
+    } else {
+        format!("{}?{}", req.path, req.query)
+    };
+    let mut head = format!(
+        "{} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n",
+        req.method
+    );
+    let chunked = req
+        .headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    for (k, v) in &req.headers {
+        let hop = matches!(
+            k.as_str(),
+            "host" | "connection" | "transfer-encoding" | "content-length" | "proxy-connection"
+        );
+        // Only giftless's own tokens go on; our Basic credentials stop here.
+        let ours = k == "authorization" && !v.starts_with("Bearer ");
+        if !hop && !ours {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    if chunked {
+        let mut whole = Request {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            query: req.query.clone(),
+            proxied: req.proxied,
+            proxied_host: None,
+            headers: req.headers.clone(),
+            body: Vec::new(),
+        };
+        read_body(reader, &mut whole, rate)?;
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", whole.body.len()));
+        up.write_all(head.as_bytes())?;
+        up.write_all(&whole.body)?;
+    } else {
+        let len: u64 = req
+            .headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        head.push_str(&format!("Content-Length: {len}\r\n\r\n"));
+        up.write_all(head.as_bytes())?;
+        let started = std::time::Instant::now();
+        let mut done = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        while done < len {
+            let n = buf.len().min((len - done) as usize);
+            read_paced(reader, &mut buf[..n], rate.map(|r| (r, started, &mut done)))?;
+            if rate.is_none() {
+                done += n as u64;
+            }
+            up.write_all(&buf[..n])?;
+        }
+    }
+    up.flush()?;
+    let mut answer = BufReader::new(up);
+    let mut status_line = String::new();
+    answer.read_line(&mut status_line)?;
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(502);
+    out.write_all(status_line.as_bytes())?;
+    std::io::copy(&mut answer, out)?;
+    out.flush()?;
+    Ok(status)
 }
 
 fn find_header_end(raw: &[u8]) -> Option<(usize, usize)> {

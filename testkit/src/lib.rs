@@ -6,6 +6,7 @@
 pub mod api;
 pub mod demo;
 pub mod http;
+pub mod lfs;
 pub mod openapi;
 pub mod showcase;
 pub mod sshd;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use http::{Answer, GitHttpServer};
+pub use lfs::LfsServer;
 pub use sshd::Sshd;
 pub use tls::TlsFront;
 

@@ -64,6 +64,7 @@ proptest! {
         lines in proptest::collection::vec(".{0,80}", 0..5),
         ref_status in proptest::option::of(".{0,30}"),
         message in proptest::option::of(".{0,60}"),
+        lfs in proptest::option::of("[a-z ]{0,20}"),
     ) {
         let e = Evidence {
             http_status: status,
@@ -72,6 +73,7 @@ proptest! {
             git_error: message.map(|m| GitErrorInfo { class: "Net".into(), code: "GenericError".into(), message: m }),
             conflicts: vec![],
             tag_conflict: None,
+            lfs,
         };
         let kind = kind_of(&e, CredentialKind::ApiToken);
         let mut upper = e.clone();

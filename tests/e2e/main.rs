@@ -10,6 +10,7 @@ mod container;
 mod docs;
 mod faults;
 mod http_push;
+mod lfs;
 mod lost_answers;
 mod outside;
 mod parity;

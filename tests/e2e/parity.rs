@@ -41,6 +41,8 @@ struct Case {
     refusal: Option<&'static str>,
     /// DRY_RUN=true: the same verdict, and the report's files are git's.
     dry_run: bool,
+    /// A real LFS server (giftless) behind the git server.
+    lfs: bool,
 }
 
 fn case(base: &str, change: &str) -> Case {
@@ -52,6 +54,7 @@ fn case(base: &str, change: &str) -> Case {
         dir: ".",
         refusal: None,
         dry_run: false,
+        lfs: false,
     }
 }
 
@@ -84,6 +87,11 @@ impl Case {
         self
     }
 
+    fn with_lfs(mut self) -> Case {
+        self.lfs = true;
+        self
+    }
+
     fn refused(mut self, why: &'static str) -> Case {
         self.refusal = Some(why);
         self
@@ -109,6 +117,12 @@ impl Case {
 
         let server = GitHttpServer::start(&world.root());
         server.account("x-token-auth", TOKEN, "token-user");
+        let lfs = self
+            .lfs
+            .then(|| testkit::LfsServer::start(&world.path().join("lfs")));
+        if let Some(lfs) = &lfs {
+            server.serve_lfs(lfs);
+        }
         let url = server.url("ws/repo.git");
         let theirs = world.pipelines_clone(&bare, "theirs", "main", None, &url);
         let ours = world.pipelines_clone(&bare, "ours", "main", None, &url);
@@ -678,13 +692,13 @@ fn lfs_new_or_changed_file() {
         "echo a > a",
         &format!("{LFS}; {attrs}; seq 1 1000 > big.bin"),
     )
-    .refused("filter=lfs")
+    .with_lfs()
     .check();
     case(
         &format!("{LFS}; {attrs}; seq 1 1000 > big.bin"),
         &format!("{LFS}; seq 1 2000 > big.bin"),
     )
-    .refused("filter=lfs")
+    .with_lfs()
     .check();
 }
 

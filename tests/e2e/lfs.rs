@@ -1,0 +1,466 @@
+//! Git LFS end to end: a real LFS server (giftless) behind the git server,
+//! pointers held to what git with git-lfs commits in a twin clone, and what
+//! was uploaded checked by the real git-lfs client (`git lfs pull`, `git lfs
+//! fsck`) in a fresh clone.
+
+use crate::{BIN, TOKEN, merge};
+use std::path::{Path, PathBuf};
+use testkit::{GitHttpServer, LfsServer, PipeRun, World, git, run_pipe, shell};
+
+const ATTRIBUTES: &str = "*.bin filter=lfs diff=lfs merge=lfs -text\n";
+
+struct Lfs {
+    world: World,
+    server: GitHttpServer,
+    lfs: LfsServer,
+    bare: PathBuf,
+    clone: PathBuf,
+}
+
+/// ws/repo whose .gitattributes puts `*.bin` in LFS, pushed by a developer
+/// with git and git-lfs (with `existing` as assets/existing.bin when
+/// given); the LFS server behind the git server; a Pipelines clone (LFS
+/// files checked out as pointers, as `GIT_LFS_SKIP_SMUDGE=1` leaves them).
+fn fixture(existing: Option<&[u8]>) -> Lfs {
+    let world = World::new();
+    let bare = world.upstream("ws/repo", 3);
+    let lfs = LfsServer::start(&world.path().join("lfs"));
+    let server = GitHttpServer::start(&world.root());
+    server.account("x-token-auth", TOKEN, "token-user");
+    server.serve_lfs(&lfs);
+    let dev = git_lfs_clone(&world, &lfs, &bare, "dev");
+    std::fs::write(dev.join(".gitattributes"), ATTRIBUTES).unwrap();
+    if let Some(bytes) = existing {
+        std::fs::create_dir_all(dev.join("assets")).unwrap();
+        std::fs::write(dev.join("assets/existing.bin"), bytes).unwrap();
+    }
+    shell(
+        &dev,
+        "git add -A && git commit -qm 'LFS for *.bin' && git push -q origin main",
+    );
+    let clone = world.pipelines_clone(&bare, "clone", "main", None, &server.url("ws/repo.git"));
+    Lfs {
+        world,
+        server,
+        lfs,
+        bare,
+        clone,
+    }
+}
+
+/// A clone of `bare` with git-lfs installed in it, talking to giftless
+/// directly (the developer's and the checker's view).
+fn git_lfs_clone(world: &World, lfs: &LfsServer, bare: &Path, name: &str) -> PathBuf {
+    let dir = world.path().join(name);
+    let url = lfs.direct_url("ws", "repo");
+    shell(
+        world.path(),
+        &format!(
+            "GIT_LFS_SKIP_SMUDGE=1 git clone -q 'file://{}' {name}\ncd {name}\ngit lfs install --local >/dev/null\ngit config lfs.url {url}\ngit config lfs.{url}.locksverify false\ngit lfs pull",
+            bare.display()
+        ),
+    );
+    dir
+}
+
+impl Lfs {
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("BITBUCKET_BRANCH", "main"),
+            ("BITBUCKET_REPO_FULL_NAME", "ws/repo"),
+            ("BITBUCKET_ACCESS_TOKEN", TOKEN),
+            ("NO_COLOR", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([("REMOTE_URL".to_string(), self.server.url("ws/repo.git"))])
+        .collect()
+    }
+
+    fn run(&self, extra: &[(&str, &str)]) -> PipeRun {
+        let env = merge(self.env(), extra);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_pipe(Path::new(BIN), &self.clone, &pairs)
+    }
+
+    fn write(&self, rel: &str, bytes: &[u8]) {
+        let p = self.clone.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    /// What git with git-lfs commits for the same files: a twin clone at
+    /// the commit the run built on, the same bytes written, `git add -A`.
+    fn tree_git_makes(&self, base: &str, files: &[(&str, &[u8])], specs: &str) -> String {
+        let twin = git_lfs_clone(
+            &self.world,
+            &self.lfs,
+            &self.bare,
+            &format!("twin-{}", &base[..8]),
+        );
+        git(&twin, &["checkout", "-f", "-q", base]);
+        for (rel, bytes) in files {
+            let p = twin.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        shell(&twin, &format!("git add -A -- {specs}"));
+        git(&twin, &["write-tree"])
+    }
+
+    /// The real client's check of the upload: a fresh clone, `git lfs
+    /// pull` from the LFS server, the file's bytes, `git lfs fsck` clean.
+    fn fetched_by_git_lfs(&self, rel: &str) -> Vec<u8> {
+        self.fetched_by_git_lfs_checking(rel, &["lfs", "fsck"])
+    }
+
+    fn fetched_by_git_lfs_checking(&self, rel: &str, fsck: &[&str]) -> Vec<u8> {
+        let name = format!("check-{}", fastrand_name());
+        let check = git_lfs_clone(&self.world, &self.lfs, &self.bare, &name);
+        let fsck = git(&check, fsck);
+        assert!(fsck.contains("Git LFS fsck OK"), "{fsck}");
+        std::fs::read(check.join(rel)).unwrap()
+    }
+
+    fn requests(&self, method: &str, suffix: &str) -> usize {
+        self.server
+            .requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.ends_with(suffix))
+            .count()
+    }
+
+    fn uploads(&self) -> usize {
+        self.server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.contains("/info/lfs/objects/storage/"))
+            .count()
+    }
+}
+
+fn fastrand_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().unwrap().write_all(bytes)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_new_lfs_file_is_committed_as_git_lfs_commits_it_and_uploaded() {
+    let f = fixture(None);
+    let base = git(&f.clone, &["rev-parse", "HEAD"]);
+    let content = testkit::incompressible(3 * 1024 * 1024 + 17, 1);
+    f.write("out/app.bin", &content);
+    f.write("out/notes.txt", b"built\n");
+    let run = f.run(&[("FILES", "out")]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    assert_eq!(run.code, 0);
+
+    // The commit holds the pointer git with git-lfs would commit.
+    let landed = git(&f.bare, &["rev-parse", "main"]);
+    assert_eq!(landed, run.report["commit"]["sha"].as_str().unwrap());
+    let expected = f.tree_git_makes(
+        &base,
+        &[("out/app.bin", &content), ("out/notes.txt", b"built\n")],
+        "out",
+    );
+    assert_eq!(git(&f.bare, &["rev-parse", "main^{tree}"]), expected);
+    let oid = sha256_hex(&content);
+    let pointer = git(&f.bare, &["show", "main:out/app.bin"]);
+    assert_eq!(
+        pointer,
+        format!(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {}",
+            content.len()
+        )
+    );
+
+    // Uploaded before the push, once, byte for byte; the real client agrees.
+    let stored = std::fs::read(f.lfs.object("ws", "repo", &oid)).unwrap();
+    assert_eq!(sha256_hex(&stored), oid);
+    assert_eq!(f.uploads(), 1);
+    assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
+    // The object is in the build's LFS store too, as git-lfs leaves it.
+    let local = f.clone.join(format!(
+        ".git/lfs/objects/{}/{}/{oid}",
+        &oid[..2],
+        &oid[2..4]
+    ));
+    assert_eq!(std::fs::read(local).unwrap(), content);
+
+    let objects = run.report["lfs"]["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 1, "{}", run.stdout);
+    assert_eq!(objects[0]["path"], "out/app.bin");
+    assert_eq!(objects[0]["oid"], oid.as_str());
+    assert_eq!(objects[0]["size"], content.len() as u64);
+    assert_eq!(objects[0]["outcome"], "uploaded");
+    assert!(
+        run.report["lfs"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/ws/repo.git/info/lfs")
+    );
+    // The batch request carried the credential; the hrefs (on the same
+    // origin) carried giftless's own tokens instead.
+    let batch: Vec<_> = f
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/objects/batch"))
+        .collect();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].user.as_deref(), Some("token-user"));
+    assert_eq!(f.requests("POST", "/objects/storage/verify"), 1);
+    // The clone is where git would leave it: at the landed commit, clean
+    // for a git that runs the LFS filter.
+    assert_eq!(git(&f.clone, &["rev-parse", "HEAD"]), landed);
+    git(&f.clone, &["lfs", "install", "--local"]);
+    assert_eq!(crate::status(&f.clone), "");
+}
+
+#[test]
+fn a_modified_lfs_file_replaces_its_pointer_and_an_unchanged_one_is_left_alone() {
+    let old = testkit::incompressible(600_000, 2);
+    let f = fixture(Some(&old));
+    // Checked out as a pointer (Pipelines clones with GIT_LFS_SKIP_SMUDGE=1):
+    // unchanged, even touched, nothing to commit or upload.
+    let pointer = std::fs::read(f.clone.join("assets/existing.bin")).unwrap();
+    assert!(pointer.starts_with(b"version https://git-lfs.github.com/spec/v1\n"));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    f.write("assets/existing.bin", &pointer);
+    let run = f.run(&[("FILES", "assets")]);
+    assert_eq!(run.status(), "nothing_to_commit", "{}", run.stderr);
+    assert_eq!(f.requests("POST", "/objects/batch"), 0);
+
+    // Modified: the new content's pointer, uploaded; parity with git-lfs.
+    let base = git(&f.clone, &["rev-parse", "HEAD"]);
+    let new = testkit::incompressible(700_000, 3);
+    f.write("assets/existing.bin", &new);
+    let run = f.run(&[("FILES", "assets")]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    let expected = f.tree_git_makes(&base, &[("assets/existing.bin", &new)], "assets");
+    assert_eq!(git(&f.bare, &["rev-parse", "main^{tree}"]), expected);
+    assert_eq!(f.fetched_by_git_lfs("assets/existing.bin"), new);
+    assert_eq!(run.report["lfs"]["objects"][0]["outcome"], "uploaded");
+}
+
+#[test]
+fn a_smudged_lfs_file_that_was_only_touched_is_not_committed() {
+    let content = testkit::incompressible(500_000, 4);
+    let f = fixture(Some(&content));
+    // `clone: lfs: true`: the content is checked out.
+    let url = f.lfs.direct_url("ws", "repo");
+    shell(
+        &f.clone,
+        &format!(
+            "git lfs install --local >/dev/null\ngit config lfs.url {url}\ngit config lfs.{url}.locksverify false\ngit lfs pull"
+        ),
+    );
+    assert_eq!(
+        std::fs::read(f.clone.join("assets/existing.bin")).unwrap(),
+        content
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    f.write("assets/existing.bin", &content);
+    f.write("assets/other.txt", b"x\n");
+    let run = f.run(&[("FILES", "assets")]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    assert_eq!(
+        run.report["commit"]["files"],
+        serde_json::json!(["assets/other.txt"])
+    );
+    assert!(run.report["lfs"].is_null(), "{}", run.stdout);
+    assert_eq!(f.requests("POST", "/objects/batch"), 0);
+}
+
+#[test]
+fn an_object_the_server_has_is_not_uploaded_again() {
+    let content = testkit::incompressible(400_000, 5);
+    let f = fixture(Some(&content));
+    f.write("out/copy.bin", &content);
+    let run = f.run(&[("FILES", "out")]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    assert_eq!(
+        run.report["lfs"]["objects"][0]["outcome"],
+        "already_present"
+    );
+    assert_eq!(f.uploads(), 0);
+    // git-lfs's fsck finds the pointer it committed itself non-canonical:
+    // only the objects are checked.
+    assert_eq!(
+        f.fetched_by_git_lfs_checking("out/copy.bin", &["lfs", "fsck", "--objects"]),
+        content
+    );
+}
+
+#[test]
+fn a_file_holding_a_pointer_passes_through_as_git_lfs_passes_it() {
+    let content = testkit::incompressible(300_000, 9);
+    let f = fixture(Some(&content));
+    let base = git(&f.clone, &["rev-parse", "HEAD"]);
+    // The clone holds pointers (GIT_LFS_SKIP_SMUDGE=1); a build copies one,
+    // with a trailing blank line git-lfs also reads as a pointer.
+    let mut pointer = std::fs::read(f.clone.join("assets/existing.bin")).unwrap();
+    pointer.extend_from_slice(b"\n");
+    f.write("out/copy.bin", &pointer);
+    let run = f.run(&[("FILES", "out")]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    let expected = f.tree_git_makes(&base, &[("out/copy.bin", &pointer)], "out");
+    assert_eq!(git(&f.bare, &["rev-parse", "main^{tree}"]), expected);
+    assert_eq!(
+        run.report["lfs"]["objects"][0]["outcome"],
+        "already_present"
+    );
+    assert_eq!(f.uploads(), 0);
+    // git-lfs's fsck finds the pointer it committed itself non-canonical:
+    // only the objects are checked.
+    assert_eq!(
+        f.fetched_by_git_lfs_checking("out/copy.bin", &["lfs", "fsck", "--objects"]),
+        content
+    );
+}
+
+#[test]
+fn a_refused_upload_is_explained_and_nothing_is_pushed() {
+    let f = fixture(None);
+    let before = git(&f.bare, &["rev-parse", "main"]);
+    f.server.answer_next_for(
+        "/objects/batch",
+        vec![testkit::Answer {
+            status: 403,
+            body: r#"{"message":"Forbidden"}"#.into(),
+        }],
+    );
+    f.write("out/app.bin", &testkit::incompressible(100_000, 6));
+    let run = f.run(&[("FILES", "out")]);
+    assert_eq!(run.status(), "blocked", "{}", run.stderr);
+    assert_eq!(run.blockage_kind(), "lfs_refused");
+    assert_eq!(run.code, 7);
+    assert_eq!(run.report["blockage"]["http_status"], 403);
+    assert!(run.stderr.contains("Forbidden"), "{}", run.stderr);
+    // No git push was sent; the commit is kept for recovery.
+    assert_eq!(f.requests("POST", "/git-receive-pack"), 0);
+    assert_eq!(git(&f.bare, &["rev-parse", "main"]), before);
+    let recovery = run.report["recovery"]["bundle"].as_str().unwrap();
+    assert!(f.clone.join(recovery).exists() || Path::new(recovery).exists());
+    assert_eq!(run.report["lfs"]["objects"][0]["outcome"], "pending");
+}
+
+#[test]
+fn two_step_verification_from_the_lfs_server_is_recognised() {
+    let f = fixture(None);
+    f.server.answer_next_for(
+        "/objects/batch",
+        vec![testkit::Answer {
+            status: 403,
+            // Community 787619, the LFS batch API's words.
+            body: r#"{"type": "error", "error": {"message": "To access this repository, enable two-step verification."}}"#.into(),
+        }],
+    );
+    f.write("out/app.bin", b"\x00binary\x01");
+    let run = f.run(&[("FILES", "out")]);
+    assert_eq!(
+        run.blockage_kind(),
+        "two_step_verification",
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 5);
+}
+
+#[test]
+fn dry_run_asks_the_lfs_server_and_uploads_nothing() {
+    let existing = testkit::incompressible(300_000, 7);
+    let f = fixture(Some(&existing));
+    f.write("out/new.bin", &testkit::incompressible(200_000, 8));
+    f.write("out/same.bin", &existing);
+    let run = f.run(&[("FILES", "out"), ("DRY_RUN", "true")]);
+    assert_eq!(run.status(), "dry_run", "{}", run.stderr);
+    let outcomes: Vec<(String, String)> = run.report["lfs"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["path"].as_str().unwrap().to_owned(),
+                o["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("out/new.bin".to_owned(), "would_upload".to_owned()),
+            ("out/same.bin".to_owned(), "already_present".to_owned())
+        ]
+    );
+    assert!(
+        run.report["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1 Git LFS object(s) to upload"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.uploads(), 0);
+    assert_eq!(f.requests("POST", "/git-receive-pack"), 0);
+    // Nothing stored locally either.
+    assert!(
+        !f.clone.join(".git/lfs/objects").exists()
+            || testkit::walk(&f.clone.join(".git/lfs/objects")).is_empty()
+    );
+
+    // The credential is checked: a refused one is predicted.
+    f.server.answer_next_for(
+        "/objects/batch",
+        vec![testkit::Answer {
+            status: 401,
+            body: r#"{"message":"Credentials needed"}"#.into(),
+        }],
+    );
+    let run = f.run(&[("FILES", "out"), ("DRY_RUN", "true")]);
+    assert_eq!(run.blockage_kind(), "invalid_credentials", "{}", run.stderr);
+}
+
+#[test]
+fn a_file_over_100_mb_outside_lfs_is_warned_about_before_the_push() {
+    let f = fixture(None);
+    let big = f.clone.join("dist/bundle.tar");
+    std::fs::create_dir_all(big.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(101 * 1000 * 1000).unwrap();
+    let run = f.run(&[("FILES", "dist"), ("DRY_RUN", "true")]);
+    assert!(
+        run.stderr
+            .contains("`/dist/bundle.tar filter=lfs diff=lfs merge=lfs -text`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("refuses files over 100 MB"),
+        "{}",
+        run.stderr
+    );
+}
