@@ -420,13 +420,15 @@ fn derived(push_url: &str) -> Endpoint {
             ssh: None,
         };
     }
-    // ssh://[user@]host[:port]/path or [user@]host:path
+    // ssh://[user@]host[:port]/path or [user@]host:path. git-lfs hands
+    // `git-lfs-authenticate` the ssh:// path as it is (leading slash
+    // kept) and the scp-like one without it (lfshttp/endpoint.go).
     let (host, path) = match url.strip_prefix("ssh://") {
         Some(rest) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
             let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            (host.to_owned(), path.trim_start_matches('/').to_owned())
+            (host.to_owned(), path.to_owned())
         }
         None => {
             let (authority, path) = url.split_once(':').unwrap_or((url, ""));
@@ -435,7 +437,7 @@ fn derived(push_url: &str) -> Endpoint {
         }
     };
     Endpoint {
-        url: lfs(&format!("https://{host}/{path}")),
+        url: lfs(&format!("https://{host}/{}", path.trim_start_matches('/'))),
         source: "the push URL".into(),
         ssh: Some(SshTarget {
             url: url.to_owned(),
@@ -520,6 +522,6 @@ mod tests {
         assert_eq!(ssh.ssh.as_ref().unwrap().path, "ws/repo.git");
         let ssh = d("ssh://git@127.0.0.1:2222/srv/repo.git");
         assert_eq!(ssh.url, "https://127.0.0.1/srv/repo.git/info/lfs");
-        assert_eq!(ssh.ssh.as_ref().unwrap().path, "srv/repo.git");
+        assert_eq!(ssh.ssh.as_ref().unwrap().path, "/srv/repo.git");
     }
 }

@@ -251,10 +251,14 @@ pub fn lfs_authenticate(
     let mut channel = session
         .channel_session()
         .map_err(|e| plain(format!("SSH: {}", e.message())))?;
-    let command = format!(
-        "git-lfs-authenticate '{}' upload",
-        path.replace('\'', "'\\''")
-    );
+    // As git-lfs sends it (unquoted), unless the path needs quoting.
+    let safe = |c: char| c.is_ascii_alphanumeric() || "._/~-+@".contains(c);
+    let shown = if !path.is_empty() && path.chars().all(safe) {
+        path.to_owned()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    };
+    let command = format!("git-lfs-authenticate {shown} upload");
     channel.exec(&command).map_err(|e| {
         plain(format!(
             "SSH: running git-lfs-authenticate: {}",

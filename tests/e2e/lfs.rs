@@ -464,3 +464,137 @@ fn a_file_over_100_mb_outside_lfs_is_warned_about_before_the_push() {
         run.stderr
     );
 }
+
+#[test]
+fn over_ssh_git_lfs_authenticate_names_the_endpoint_and_its_header() {
+    use base64::Engine as _;
+    let f = fixture(None);
+    let dir = f.world.path().join("ssh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = testkit::sshd::keygen(&dir, "bot_key");
+    // The server's answer to `git-lfs-authenticate <path> upload`, as
+    // Bitbucket's SSH front gives it: the LFS API and a token for it.
+    let token = "RemoteAuth lfs-token-5f2c9e1d7a";
+    f.server.accept_authorization(token, "ssh-bot");
+    let href = f.server.url("ws/repo.git/info/lfs");
+    let log = dir.join("lfs-authenticate.log");
+    let script = dir.join("forced.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$SSH_ORIGINAL_COMMAND\" in\n  git-lfs-authenticate*) echo \"$SSH_ORIGINAL_COMMAND\" >> {log}; echo '{{\"href\":\"{href}\",\"header\":{{\"Authorization\":\"{token}\"}},\"expires_in\":3600}}';;\n  *) exec sh -c \"$SSH_ORIGINAL_COMMAND\";;\nesac\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let line = format!(
+        "command=\"{}\",no-pty {}",
+        script.display(),
+        key.public_line
+    );
+    let sshd = testkit::Sshd::start(&dir.join("sshd"), &[line]);
+
+    let content = testkit::incompressible(250_000, 10);
+    f.write("out/app.bin", &content);
+    let private = std::fs::read_to_string(&key.private).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&private);
+    let url = sshd.url(&f.bare);
+    let run = f.run(&[
+        ("FILES", "out"),
+        ("BITBUCKET_ACCESS_TOKEN", ""),
+        ("SSH_KEY", &b64),
+        ("REMOTE_URL", &url),
+        ("KNOWN_HOSTS", &sshd.known_hosts_line),
+    ]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    assert_eq!(run.report["lfs"]["objects"][0]["outcome"], "uploaded");
+    // Asked once, for the repository's path, as git-lfs asks.
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        asked.trim(),
+        format!("git-lfs-authenticate {} upload", f.bare.display())
+    );
+    // The batch request went with the server's token, as the SSH user.
+    let batch: Vec<_> = f
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/objects/batch"))
+        .collect();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].user.as_deref(), Some("ssh-bot"));
+    assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
+    // The token is a secret too.
+    run.assert_secret_absent("lfs-token-5f2c9e1d7a", &f.clone);
+}
+
+#[test]
+fn through_the_pipelines_auth_proxy() {
+    let f = fixture(None);
+    f.server.proxy_as("pipeline-user");
+    let content = testkit::incompressible(150_000, 11);
+    f.write("out/app.bin", &content);
+    let run = f.run(&[
+        ("FILES", "out"),
+        ("BITBUCKET_ACCESS_TOKEN", ""),
+        ("REMOTE_URL", ""),
+        ("BITBUCKET_GIT_HTTP_ORIGIN", "http://bitbucket.org/ws/repo"),
+        ("PIPELINES_AUTH_PROXY", &f.server.proxy_url()),
+    ]);
+    if run.status() != "pushed" {
+        panic!("{}\n{}", run.stderr, run.stdout);
+    }
+    let batch: Vec<_> = f
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/objects/batch"))
+        .collect();
+    assert_eq!(batch.len(), 1);
+    assert!(batch[0].proxied);
+    assert_eq!(batch[0].user.as_deref(), Some("pipeline-user"));
+    assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
+}
+
+#[test]
+fn a_failing_lfs_server_is_tried_again_and_a_race_does_not_upload_twice() {
+    let f = fixture(None);
+    f.server.answer_next_for(
+        "/objects/batch",
+        vec![testkit::Answer {
+            status: 503,
+            body: "Service Unavailable".into(),
+        }],
+    );
+    // Someone pushes while the build runs: the replay brings the same
+    // pointer, which is not asked about again.
+    let other = f.world.path().join("other");
+    git(
+        f.world.path(),
+        &[
+            "clone",
+            "-q",
+            f.bare.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    shell(
+        &other,
+        "echo x > someone.txt && git add someone.txt && git commit -qm other && git push -q --no-verify origin main",
+    );
+    let content = testkit::incompressible(120_000, 12);
+    f.write("out/app.bin", &content);
+    let run = f.run(&[("FILES", "out")]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    assert_eq!(f.requests("POST", "/objects/batch"), 2, "503, then served");
+    assert_eq!(f.uploads(), 1);
+    assert!(
+        run.report["attempts"].as_u64().unwrap() >= 2,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(git(&f.bare, &["show", "main:someone.txt"]), "x");
+    assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
+}
