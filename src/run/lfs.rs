@@ -207,6 +207,45 @@ impl Pusher<'_> {
         })
     }
 
+    /// Beside the recovery files: the LFS objects `commit` brings that the
+    /// server did not confirm having, hard-linked (or copied) from the
+    /// store in its layout (`lfs/objects/aa/bb/<oid>`). The directory, when
+    /// there were any.
+    pub(super) fn keep_lfs_objects(
+        &self,
+        commit: &ArtifactCommit,
+    ) -> anyhow::Result<Option<std::path::PathBuf>> {
+        let raw = self.repo.raw();
+        let store = Store::of(raw);
+        let confirmed: Vec<&str> = self
+            .report
+            .lfs
+            .iter()
+            .flat_map(|l| &l.objects)
+            .filter(|o| o.outcome == "uploaded" || o.outcome == "already_present")
+            .map(|o| o.oid.as_str())
+            .collect();
+        let dir = self
+            .repo
+            .workdir()
+            .join(crate::git::recovery::DIR)
+            .join("lfs/objects");
+        let mut kept = false;
+        for object in lfs::objects_in(raw, commit.oid)? {
+            let oid = &object.pointer.oid;
+            if confirmed.contains(&oid.as_str()) || !store.has(&object.pointer) {
+                continue;
+            }
+            let target = dir.join(&oid[..2]).join(&oid[2..4]).join(oid);
+            std::fs::create_dir_all(target.parent().expect("aa/bb"))?;
+            if !target.exists() && std::fs::hard_link(store.path(oid), &target).is_err() {
+                std::fs::copy(store.path(oid), &target)?;
+            }
+            kept = true;
+        }
+        Ok(kept.then_some(dir))
+    }
+
     /// Warns about files over Bitbucket's per-file limit that are committed
     /// whole (not as LFS pointers): the push would be refused after the
     /// whole upload.

@@ -237,6 +237,11 @@ impl Pusher<'_> {
                 "Restore with `{}` or `{}`.",
                 r.restore[0], r.restore[1]
             ));
+            for more in r.restore.iter().skip(2) {
+                self.log.info(format!(
+                    "The Git LFS objects are kept beside them: `{more}` puts them back, and a push with git-lfs installed uploads them."
+                ));
+            }
         }
     }
 
@@ -372,14 +377,26 @@ impl Pusher<'_> {
                         .to_string()
                 };
                 let (bundle, patch) = (rel(&files.bundle), rel(&files.patch));
+                let mut restore = vec![
+                    format!(
+                        "git fetch {bundle} {}:commit-back-recovery",
+                        files.bundle_ref
+                    ),
+                    format!("git am --3way {patch}"),
+                ];
+                // The content behind LFS pointers the server may not have.
+                match self.keep_lfs_objects(commit) {
+                    Ok(Some(dir)) => restore.push(format!(
+                        "mkdir -p \"$(git rev-parse --git-common-dir)/lfs/objects\" && cp -Rn {}/. \"$(git rev-parse --git-common-dir)/lfs/objects/\"",
+                        rel(&dir)
+                    )),
+                    Ok(None) => {}
+                    Err(e) => self
+                        .log
+                        .warning(format!("could not keep the LFS objects: {e:#}")),
+                }
                 self.report.recovery = Some(report::Recovery {
-                    restore: vec![
-                        format!(
-                            "git fetch {bundle} {}:commit-back-recovery",
-                            files.bundle_ref
-                        ),
-                        format!("git am --3way {patch}"),
-                    ],
+                    restore,
                     bundle,
                     patch,
                 });

@@ -353,7 +353,8 @@ fn a_refused_upload_is_explained_and_nothing_is_pushed() {
             body: r#"{"message":"Forbidden"}"#.into(),
         }],
     );
-    f.write("out/app.bin", &testkit::incompressible(100_000, 6));
+    let content = testkit::incompressible(100_000, 6);
+    f.write("out/app.bin", &content);
     let run = f.run(&[("FILES", "out")]);
     assert_eq!(run.status(), "blocked", "{}", run.stderr);
     assert_eq!(run.blockage_kind(), "lfs_refused");
@@ -364,8 +365,45 @@ fn a_refused_upload_is_explained_and_nothing_is_pushed() {
     assert_eq!(f.requests("POST", "/git-receive-pack"), 0);
     assert_eq!(git(&f.bare, &["rev-parse", "main"]), before);
     let recovery = run.report["recovery"]["bundle"].as_str().unwrap();
-    assert!(f.clone.join(recovery).exists() || Path::new(recovery).exists());
+    assert!(f.clone.join(recovery).exists(), "{}", run.stdout);
     assert_eq!(run.report["lfs"]["objects"][0]["outcome"], "pending");
+    // The content behind the pointer is kept beside the bundle, in the
+    // store's layout, and the restore steps say how to put it back.
+    let oid = run.report["lfs"]["objects"][0]["oid"].as_str().unwrap();
+    let kept = f.clone.join(format!(
+        "commit-back-recovery/lfs/objects/{}/{}/{oid}",
+        &oid[..2],
+        &oid[2..4]
+    ));
+    assert_eq!(std::fs::read(kept).unwrap(), content);
+    // Restored elsewhere from the recovery files alone (as a user would from
+    // the step's artifacts), then pushed by git with git-lfs: nothing lost.
+    let restore: Vec<String> = run.report["recovery"]["restore"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        restore[2].contains("commit-back-recovery/lfs/objects/."),
+        "{restore:?}"
+    );
+    let elsewhere = git_lfs_clone(&f.world, &f.lfs, &f.bare, "elsewhere");
+    shell(
+        f.world.path(),
+        &format!(
+            "cp -R '{}/commit-back-recovery' elsewhere/",
+            f.clone.display()
+        ),
+    );
+    shell(
+        &elsewhere,
+        &format!(
+            "{}\n{}\ngit checkout -q commit-back-recovery\ngit push -q origin HEAD:main",
+            restore[0], restore[2]
+        ),
+    );
+    assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
 }
 
 #[test]
