@@ -158,3 +158,26 @@ fn container_invalid_configuration_still_prints_one_report() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(r.status(), "invalid_configuration");
 }
+
+#[test]
+fn container_uploads_lfs_objects_before_the_push() {
+    let Some(image) = image() else { return };
+    let f = crate::lfs::fixture(None);
+    let content = testkit::incompressible(200_000, 13);
+    f.write("out/app.bin", &content);
+    chown_foreign(&f.clone);
+    let remote = f
+        .server
+        .url("ws/repo.git")
+        .replace("127.0.0.1", "localhost");
+    let mut env = pipelines_env(&remote);
+    env.extend([("BITBUCKET_ACCESS_TOKEN", TOKEN), ("FILES", "out")]);
+    let r = docker_run_pipe(&image, &f.clone, None, &env);
+    assert_eq!(r.status(), "pushed", "{}", r.stderr);
+    assert_eq!(r.report["lfs"]["objects"][0]["outcome"], "uploaded");
+    assert_eq!(
+        git(&f.bare, &["rev-parse", "main"]),
+        r.report["commit"]["sha"].as_str().unwrap()
+    );
+    assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
+}

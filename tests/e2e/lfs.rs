@@ -9,19 +9,19 @@ use testkit::{GitHttpServer, LfsServer, PipeRun, World, git, run_pipe, shell};
 
 const ATTRIBUTES: &str = "*.bin filter=lfs diff=lfs merge=lfs -text\n";
 
-struct Lfs {
-    world: World,
-    server: GitHttpServer,
-    lfs: LfsServer,
-    bare: PathBuf,
-    clone: PathBuf,
+pub struct Lfs {
+    pub world: World,
+    pub server: GitHttpServer,
+    pub lfs: LfsServer,
+    pub bare: PathBuf,
+    pub clone: PathBuf,
 }
 
 /// ws/repo whose .gitattributes puts `*.bin` in LFS, pushed by a developer
 /// with git and git-lfs (with `existing` as assets/existing.bin when
 /// given); the LFS server behind the git server; a Pipelines clone (LFS
 /// files checked out as pointers, as `GIT_LFS_SKIP_SMUDGE=1` leaves them).
-fn fixture(existing: Option<&[u8]>) -> Lfs {
+pub fn fixture(existing: Option<&[u8]>) -> Lfs {
     let world = World::new();
     let bare = world.upstream("ws/repo", 3);
     let lfs = LfsServer::start(&world.path().join("lfs"));
@@ -83,7 +83,7 @@ impl Lfs {
         run_pipe(Path::new(BIN), &self.clone, &pairs)
     }
 
-    fn write(&self, rel: &str, bytes: &[u8]) {
+    pub fn write(&self, rel: &str, bytes: &[u8]) {
         let p = self.clone.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, bytes).unwrap();
@@ -110,7 +110,7 @@ impl Lfs {
 
     /// The real client's check of the upload: a fresh clone, `git lfs
     /// pull` from the LFS server, the file's bytes, `git lfs fsck` clean.
-    fn fetched_by_git_lfs(&self, rel: &str) -> Vec<u8> {
+    pub fn fetched_by_git_lfs(&self, rel: &str) -> Vec<u8> {
         self.fetched_by_git_lfs_checking(rel, &["lfs", "fsck"])
     }
 
