@@ -71,6 +71,26 @@ fn http_refusal(
     run(bin, &s, extra)
 }
 
+/// A build that adds a file tracked by Git LFS, whose batch request is
+/// answered with `status` and `body`.
+fn lfs_refusal(bin: &Path, status: u16, body: &str) -> PipeRun {
+    let s = scene();
+    std::fs::write(
+        s.clone.join(".gitattributes"),
+        "*.bin filter=lfs diff=lfs merge=lfs -text\n",
+    )
+    .unwrap();
+    std::fs::write(s.clone.join("generated/bundle.bin"), [0u8, 1, 2, 3]).unwrap();
+    s.server.answer_next_for(
+        "/objects/batch",
+        vec![Answer {
+            status,
+            body: body.to_owned(),
+        }],
+    );
+    run(bin, &s, &[])
+}
+
 fn hook(bin: &Path, text: &str) -> PipeRun {
     let s = scene();
     let echo: String = text.lines().map(|l| format!("echo '{l}' >&2\n")).collect();
@@ -195,6 +215,19 @@ pub fn all(bin: &Path) -> Vec<Shown> {
         "repository_size_limit",
         "the repository is over 4 GB",
         hook(bin, texts::SIZE_LIMIT),
+    );
+
+    // The LFS batch API answers before any git push; these statuses are
+    // the Git LFS API's, not Bitbucket texts.
+    show(
+        "lfs_refused",
+        "the Git LFS server refuses the upload (HTTP 403)",
+        lfs_refusal(bin, 403, r#"{"message":"Forbidden"}"#),
+    );
+    show(
+        "lfs_storage_quota",
+        "the Git LFS server is out of storage (HTTP 507)",
+        lfs_refusal(bin, 507, r#"{"message":"Insufficient storage"}"#),
     );
 
     let s = scene();

@@ -290,6 +290,8 @@ fn readme_refusal_examples_are_real_and_complete() {
         "read_only_key",
         "repository_not_found",
         "repository_size_limit",
+        "lfs_refused",
+        "lfs_storage_quota",
         "non_fast_forward",
         "rebase_conflict",
         "tag_exists",

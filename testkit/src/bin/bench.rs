@@ -5,8 +5,10 @@
 //! process tree, from wait4) over R runs each, and the ratio; then the floor,
 //! commit-back's wall time for a run that finds nothing to commit.
 //!
-//! Cases: `--files 1,1000,10000,200MB`: N small files, or one file of N MB of
-//! incompressible data.
+//! Cases: `--files 1,1000,10000,200MB,lfs:200MB`: N small files, one file
+//! of N MB of incompressible data, or one such file tracked by Git LFS
+//! (uploaded to giftless behind the same server; git runs with git-lfs
+//! installed in its clone, and its pre-push hook uploads).
 //!
 //! Run: `cargo run --release -p testkit --bin bench -- [--runs 5] [--files 1,1000,10000,200MB] [--history 5000]`
 
@@ -29,10 +31,14 @@ struct Sample {
 enum Case {
     SmallFiles(usize),
     BigFile { megabytes: usize },
+    LfsFile { megabytes: usize },
 }
 
 impl Case {
     fn parse(s: &str) -> Option<Case> {
+        if let Some(mb) = s.strip_prefix("lfs:").and_then(|s| s.strip_suffix("MB")) {
+            return mb.parse().ok().map(|megabytes| Case::LfsFile { megabytes });
+        }
         match s.strip_suffix("MB") {
             Some(mb) => mb.parse().ok().map(|megabytes| Case::BigFile { megabytes }),
             None => s.parse().ok().map(Case::SmallFiles),
@@ -43,6 +49,7 @@ impl Case {
         match self {
             Case::SmallFiles(n) => format!("{n} file(s)"),
             Case::BigFile { megabytes } => format!("one {megabytes} MB file"),
+            Case::LfsFile { megabytes } => format!("one {megabytes} MB file in LFS"),
         }
     }
 
@@ -64,9 +71,11 @@ impl Case {
             }
             Case::BigFile { megabytes } => {
                 // Incompressible, so the pack really is this big.
-                let data = testkit::incompressible(megabytes << 20, seed as u64);
-                std::fs::create_dir_all(dir.join("generated")).unwrap();
-                std::fs::write(dir.join("generated/blob.bin"), data).unwrap();
+                write_incompressible(&dir.join("generated/blob.bin"), *megabytes, seed);
+            }
+            Case::LfsFile { megabytes } => {
+                // `*.lfs` is tracked by LFS in the upstream's .gitattributes.
+                write_incompressible(&dir.join("generated/blob.lfs"), *megabytes, seed);
             }
         }
     }
@@ -93,8 +102,30 @@ fn main() {
 
     let world = World::new();
     let bare = world.upstream("bench/repo", history);
+    // `*.lfs` goes to Git LFS (only the LFS case writes such a file).
+    let seed_clone = world.path().join("attributes");
+    testkit::git(
+        world.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            seed_clone.to_str().unwrap(),
+        ],
+    );
+    testkit::shell(
+        &seed_clone,
+        "echo '*.lfs filter=lfs diff=lfs merge=lfs -text' > .gitattributes && git add .gitattributes && git commit -qm lfs && git push -q origin HEAD:main",
+    );
     let server = GitHttpServer::start(&world.root());
     server.account("x-token-auth", TOKEN, "bench");
+    let lfs_server = cases
+        .iter()
+        .any(|c| matches!(c, Case::LfsFile { .. }))
+        .then(|| testkit::LfsServer::start(&world.path().join("lfs")));
+    if let Some(lfs) = &lfs_server {
+        server.serve_lfs(lfs);
+    }
     let url = server.url("bench/repo.git");
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-token-auth:{TOKEN}"));
 
@@ -133,19 +164,46 @@ fn main() {
                     ]);
                     cmd
                 } else {
+                    if matches!(case, Case::LfsFile { .. }) {
+                        // git-lfs as `git lfs install` sets it up (filters
+                        // and the pre-push hook); giftless has no locks API.
+                        testkit::shell(
+                            &clone,
+                            &format!(
+                                "git lfs install --local >/dev/null && git config lfs.{url}/info/lfs.locksverify false"
+                            ),
+                        );
+                    }
+                    // The credential as a header on every request; with
+                    // git-lfs, from a credential helper instead (git-lfs
+                    // would put an extra header on the upload hrefs too, over
+                    // the LFS server's own authorization).
+                    let (key, value) = if matches!(case, Case::LfsFile { .. }) {
+                        (
+                            "credential.helper",
+                            format!(
+                                "!f() {{ echo username=x-token-auth; echo password={TOKEN}; }}; f"
+                            ),
+                        )
+                    } else {
+                        ("http.extraHeader", format!("Authorization: Basic {basic}"))
+                    };
                     let mut sh = Command::new("sh");
                     sh.args(["-c", "git add -A && git commit -q -m 'Update build artifacts [skip ci]' && git push -q origin HEAD:main"])
                         .env("GIT_CONFIG_NOSYSTEM", "1")
                         .env("GIT_CONFIG_GLOBAL", "/dev/null")
                         .env("GIT_CONFIG_COUNT", "1")
-                        .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                        .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"))
+                        .env("GIT_CONFIG_KEY_0", key)
+                        .env("GIT_CONFIG_VALUE_0", value)
                         .env("GIT_TERMINAL_PROMPT", "0");
                     sh
                 };
                 cmd.current_dir(&clone);
                 samples.push(measure(&mut cmd));
                 let _ = std::fs::remove_dir_all(&clone);
+                if let Some(lfs) = &lfs_server {
+                    let _ = std::fs::remove_dir_all(&lfs.storage);
+                }
             }
         }
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -192,12 +250,28 @@ fn main() {
     );
 }
 
+/// `megabytes` MiB of incompressible data, written in pieces (a 1 GiB
+/// case is never held whole).
+fn write_incompressible(path: &Path, megabytes: usize, seed: usize) {
+    use std::io::Write as _;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for piece in 0..megabytes.div_ceil(64) {
+        let mib = (megabytes - piece * 64).min(64);
+        let data = testkit::incompressible(mib << 20, (seed * 100_000 + piece) as u64);
+        file.write_all(&data).unwrap();
+    }
+    file.flush().unwrap();
+}
+
 /// Runs to completion; wall time and the peak RSS of the process and the
 /// children it waited for (Linux wait4 rusage).
 #[allow(clippy::zombie_processes)] // the child is reaped by wait4 below
 fn measure(cmd: &mut Command) -> Sample {
+    // stderr is kept aside, to say why a benchmarked command failed.
+    let errors = tempfile::tempfile().expect("temporary file");
     cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stderr(errors.try_clone().expect("temporary file"));
     let start = Instant::now();
     let child = cmd.spawn().expect("spawn");
     let mut status = 0;
@@ -206,10 +280,14 @@ fn measure(cmd: &mut Command) -> Sample {
     let r = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
     assert!(r > 0, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "benchmarked command failed: {cmd:?}"
-    );
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        use std::io::{Read as _, Seek as _};
+        let mut errors = errors;
+        let mut text = String::new();
+        let _ = errors.rewind();
+        let _ = errors.read_to_string(&mut text);
+        panic!("benchmarked command failed: {cmd:?}\n{text}");
+    }
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
