@@ -287,7 +287,7 @@ pub fn blockage_for(kind: BlockageKind, e: &Evidence, s: &Situation) -> Blockage
         )
     {
         explanation.push_str(&format!(
-            " This answer came from the Git LFS server, during {during}, before the git push: nothing was pushed."
+            " This came from the Git LFS server, during {during}, before the git push: nothing was pushed."
         ));
     }
     if let Some(ctx) = &s.api {
@@ -443,7 +443,11 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
             )
         }
         Network => (
-            "The git server could not be reached reliably.".into(),
+            if e.lfs.is_some() {
+                "The Git LFS server could not be reached reliably.".into()
+            } else {
+                "The git server could not be reached reliably.".into()
+            },
             format!(
                 "The connection failed or timed out{}, and the attempts allowed by RETRIES (with backoff) ran out.",
                 e.http_status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()

@@ -54,6 +54,9 @@ pub struct HttpSettings {
 
 struct Context {
     client: reqwest::blocking::Client,
+    /// The same without the Pipelines auth proxy: for exchanges with
+    /// another origin than the push's (an LFS server's upload address).
+    direct: reqwest::blocking::Client,
     settings: HttpSettings,
     last_failure: Mutex<Option<HttpFailure>>,
     /// (base URL given, base URL it redirected to).
@@ -71,18 +74,22 @@ pub fn install(settings: HttpSettings) -> anyhow::Result<()> {
     // No total timeout: NETWORK_TIMEOUT bounds silence, measured by each
     // stream's clock (a slow but steady transfer never times out); only
     // connecting has its own bound. Redirects are followed by `follow`.
-    let mut builder = reqwest::blocking::Client::builder()
-        .user_agent(settings.user_agent.clone())
-        .timeout(None)
-        .connect_timeout(settings.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .http1_only();
-    if let Some(proxy) = &settings.proxy {
-        builder = builder.proxy(reqwest::Proxy::http(proxy)?);
-    }
-    let client = builder.build()?;
+    let builder = || {
+        reqwest::blocking::Client::builder()
+            .user_agent(settings.user_agent.clone())
+            .timeout(None)
+            .connect_timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .http1_only()
+    };
+    let direct = builder().build()?;
+    let client = match &settings.proxy {
+        Some(proxy) => builder().proxy(reqwest::Proxy::http(proxy)?).build()?,
+        None => direct.clone(),
+    };
     *CONTEXT.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(Context {
         client,
+        direct,
         settings,
         last_failure: Mutex::new(None),
         moved: Mutex::new(None),
@@ -134,8 +141,11 @@ pub struct Exchange<'a> {
     pub method: reqwest::Method,
     pub url: &'a str,
     pub headers: Vec<(String, Secret)>,
-    /// Add the run's credential (only ever for the push's own origin).
-    pub credential: bool,
+    /// On the push's own origin: the run's credential goes along (unless
+    /// the server gave an Authorization header of its own), and the
+    /// Pipelines auth proxy (when the run uses it) carries the request.
+    /// Elsewhere neither.
+    pub on_push_origin: bool,
     pub body: ExchangeBody,
 }
 
@@ -177,7 +187,12 @@ pub fn exchange(x: Exchange<'_>) -> Result<Answer, HttpFailure> {
         .clone()
         .ok_or_else(|| network_failure("the HTTP client is not set up"))?;
     let clock = Arc::new(Clock::new());
-    let mut req = ctx.client.request(x.method, x.url);
+    let client = if x.on_push_origin {
+        &ctx.client
+    } else {
+        &ctx.direct
+    };
+    let mut req = client.request(x.method, x.url);
     for (name, value) in &x.headers {
         let mut v = reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
             network_failure(&format!(
@@ -187,7 +202,12 @@ pub fn exchange(x: Exchange<'_>) -> Result<Answer, HttpFailure> {
         v.set_sensitive(true);
         req = req.header(name.as_str(), v);
     }
-    if x.credential
+    let server_authorizes = x
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+    if x.on_push_origin
+        && !server_authorizes
         && let Some(auth) = &ctx.settings.authorization
     {
         let mut value = reqwest::header::HeaderValue::from_str(auth.expose()).map_err(|_| {
@@ -208,6 +228,7 @@ pub fn exchange(x: Exchange<'_>) -> Result<Answer, HttpFailure> {
             let reader = CountingReader {
                 inner: file,
                 clock: clock.clone(),
+                left: len,
             };
             req.body(reqwest::blocking::Body::sized(reader, len))
         }
@@ -272,21 +293,26 @@ fn network_failure(text: &str) -> HttpFailure {
     }
 }
 
-/// A file body: every piece read by the connection is progress.
+/// A file body: every piece read by the connection is progress. The
+/// upload is done once its announced length was read (reqwest stops
+/// reading there, without the read that would return 0).
 struct CountingReader {
     inner: std::fs::File,
     clock: Arc<Clock>,
+    left: u64,
 }
 
 impl Read for CountingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let limit = buf.len().min(CHUNK);
+        let limit = (buf.len().min(CHUNK) as u64).min(self.left) as usize;
         let n = self.inner.read(&mut buf[..limit])?;
-        if n == 0 {
-            self.clock.upload_done.store(true, Ordering::Relaxed);
-        } else {
+        self.left -= n as u64;
+        if n > 0 {
             self.clock.sent(n);
             EXCHANGE_SENT.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if n == 0 || self.left == 0 {
+            self.clock.upload_done.store(true, Ordering::Relaxed);
         }
         Ok(n)
     }
@@ -529,6 +555,9 @@ fn spawn_request(req: reqwest::blocking::RequestBuilder, clock: Arc<Clock>) -> R
         let mut response = match req.send() {
             Ok(r) => r,
             Err(e) => {
+                // Never the URL: an address an LFS server hands out may
+                // carry a signature in its query.
+                let e = e.without_url();
                 let _ = tx.send(Msg::Failed(crate::text::error_chain(&e)));
                 return;
             }

@@ -35,8 +35,9 @@ const V1_ALIASES: &[&str] = &[
 /// pointer (`blobSizeCutoff`).
 pub const POINTER_MAX: usize = 1024;
 /// Content shorter than this that parses as a pointer passes the clean
-/// filter unchanged (gitfilter_clean.go `copyToTemp`).
-const PASSTHROUGH_BELOW: usize = 512;
+/// filter unchanged (gitfilter_clean.go `copyToTemp`; 512 before git-lfs
+/// 3.0, `BlobSizeCutoff` since).
+const PASSTHROUGH_BELOW: usize = POINTER_MAX;
 
 const IO_BUFFER: usize = 128 * 1024;
 
@@ -49,8 +50,12 @@ pub struct Pointer {
 }
 
 impl Pointer {
-    /// The pointer file exactly as git-lfs writes it (no extensions).
+    /// The pointer file exactly as git-lfs writes it (no extensions); an
+    /// empty file's pointer is empty (pointer.go `Encoded`).
     pub fn text(&self) -> String {
+        if self.size == 0 {
+            return String::new();
+        }
         format!(
             "version {SPEC_V1}\noid sha256:{}\nsize {}\n",
             self.oid, self.size
@@ -58,8 +63,10 @@ impl Pointer {
     }
 
     /// Reads a pointer as git-lfs's `DecodePointer` does: surrounding
-    /// whitespace and empty lines ignored, `version`, `oid`, `size` in that
-    /// order, `ext-N-name` lines allowed between them, nothing after.
+    /// whitespace and empty lines ignored, lines split as `bufio.Scanner`
+    /// splits them (a `\r` before `\n` dropped), `version`, `oid`, `size`
+    /// in that order, `ext-N-name` lines allowed between them, nothing
+    /// after; the oid lowercase hex.
     pub fn parse(data: &[u8]) -> Option<Pointer> {
         if data.len() >= POINTER_MAX {
             return None;
@@ -67,7 +74,11 @@ impl Pointer {
         let text = std::str::from_utf8(data).ok()?.trim();
         let keys = ["version", "oid", "size"];
         let mut values = Vec::with_capacity(3);
-        for line in text.split('\n').filter(|l| !l.is_empty()) {
+        for line in text
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .filter(|l| !l.is_empty())
+        {
             let (key, value) = line.split_once(' ')?;
             if values.len() == keys.len() {
                 return None;
@@ -87,11 +98,11 @@ impl Pointer {
             return None;
         }
         let oid = oid.strip_prefix("sha256:")?;
-        if oid.len() != 64 || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if oid.len() != 64 || !oid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return None;
         }
         Some(Pointer {
-            oid: oid.to_ascii_lowercase(),
+            oid: oid.to_owned(),
             size: size.parse().ok()?,
         })
     }
@@ -132,6 +143,17 @@ pub fn clean(file: &Path) -> Result<Cleaned> {
         .take(POINTER_MAX as u64)
         .read_to_end(&mut head)
         .with_context(|| format!("reading {}", file.display()))?;
+    if head.is_empty() {
+        // git-lfs commits an empty file as it is: nothing to store or send.
+        return Ok(Cleaned {
+            blob: Vec::new(),
+            pointer: Pointer {
+                oid: hex(&Sha256::digest(b"")),
+                size: 0,
+            },
+            passthrough: true,
+        });
+    }
     if head.len() < PASSTHROUGH_BELOW
         && let Some(pointer) = Pointer::parse(&head)
     {
@@ -271,28 +293,59 @@ pub struct LfsObject {
     pub pointer: Pointer,
 }
 
-/// The LFS pointers `commit` adds or changes against its first parent (or
-/// against nothing): what git-lfs's pre-push hook would find to upload
-/// (blobs under [`POINTER_MAX`] bytes that parse as pointers, whatever the
-/// attributes say). One entry per object, in path order.
-pub fn objects_in(repo: &Repository, commit: Oid) -> Result<Vec<LfsObject>> {
+/// The LFS pointers a push of `commit` brings: what git-lfs's pre-push
+/// hook would find to upload (blobs under [`POINTER_MAX`] bytes that parse
+/// as pointers, whatever the attributes say), in the commits from `commit`
+/// back to what the remote has: `upstream` (a tip just fetched) and the
+/// remote-tracking refs. Each commit is compared with its first parent.
+/// Without any of those, only `commit` itself. One entry per object.
+pub fn objects_in(repo: &Repository, commit: Oid, upstream: &[Oid]) -> Result<Vec<LfsObject>> {
     let mut out: Vec<LfsObject> = Vec::new();
-    new_blobs(repo, commit, |path, id, size| {
-        if size >= POINTER_MAX as u64 {
-            return Ok(());
-        }
-        let blob = repo.find_blob(id)?;
-        if let Some(pointer) = Pointer::parse(blob.content())
-            && !out.iter().any(|o| o.pointer == pointer)
-        {
-            out.push(LfsObject { path, pointer });
-        }
-        Ok(())
-    })?;
+    for brought in commits_brought(repo, commit, upstream)? {
+        new_blobs(repo, brought, |path, id, size| {
+            if size >= POINTER_MAX as u64 {
+                return Ok(());
+            }
+            let blob = repo.find_blob(id)?;
+            if let Some(pointer) = Pointer::parse(blob.content())
+                && !out.iter().any(|o| o.pointer == pointer)
+            {
+                out.push(LfsObject { path, pointer });
+            }
+            Ok(())
+        })?;
+    }
     Ok(out)
 }
 
-/// Files `commit` adds or changes whose blob is larger than `limit` bytes.
+/// At most this many commits are searched for pointers in one push.
+const MAX_COMMITS_BROUGHT: usize = 1000;
+
+/// The commits a push of `commit` sends, as far as this clone knows what
+/// the remote has (see [`objects_in`]).
+fn commits_brought(repo: &Repository, commit: Oid, upstream: &[Oid]) -> Result<Vec<Oid>> {
+    let mut known: Vec<Oid> = upstream.to_vec();
+    for reference in repo.references_glob("refs/remotes/*")?.flatten() {
+        if let Some(target) = reference.target() {
+            known.push(target);
+        }
+    }
+    if known.is_empty() {
+        return Ok(vec![commit]);
+    }
+    let mut walk = repo.revwalk()?;
+    walk.push(commit)?;
+    for tip in known {
+        // A tip this clone does not have hides nothing.
+        let _ = walk.hide(tip);
+    }
+    walk.take(MAX_COMMITS_BROUGHT)
+        .map(|c| c.map_err(Into::into))
+        .collect()
+}
+
+/// Files `commit` adds or changes (against its first parent) whose blob is
+/// larger than `limit` bytes.
 pub fn large_blobs(repo: &Repository, commit: Oid, limit: u64) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
     new_blobs(repo, commit, |path, _, size| {
@@ -377,31 +430,57 @@ pub fn endpoint(repo: &Repository, remote: Option<&str>, push_url: &str) -> Endp
         .filter(|p| p.is_file())
         .and_then(|p| git2::Config::open(&p).ok());
     let git_config = repo.config().ok().and_then(|mut c| c.snapshot().ok());
-    let get = |key: &str| -> Option<String> {
-        [git_config.as_ref(), workdir_config.as_ref()]
+    let get = |key: &str, from_lfsconfig: bool| -> Option<String> {
+        let lfsconfig = workdir_config.as_ref().filter(|_| from_lfsconfig);
+        [git_config.as_ref(), lfsconfig]
             .into_iter()
             .flatten()
             .find_map(|c| c.get_string(key).ok())
             .filter(|v| !v.trim().is_empty())
     };
     if let Some(name) = remote {
+        // .lfsconfig is the repository's content: git-lfs reads only some
+        // keys from it (config/git_fetcher.go `safeKeys`), not lfspushurl.
         let keys = [
-            "lfs.pushurl".to_owned(),
-            "lfs.url".to_owned(),
-            format!("remote.{name}.lfspushurl"),
-            format!("remote.{name}.lfsurl"),
+            ("lfs.pushurl".to_owned(), true),
+            ("lfs.url".to_owned(), true),
+            (format!("remote.{name}.lfspushurl"), false),
+            (format!("remote.{name}.lfsurl"), true),
         ];
-        for key in keys {
-            if let Some(url) = get(&key) {
-                return Endpoint {
-                    url: url.trim_end_matches('/').to_owned(),
-                    source: key,
-                    ssh: None,
-                };
+        for (key, from_lfsconfig) in keys {
+            if let Some(url) = get(&key, from_lfsconfig) {
+                let mut endpoint = derived_or_given(&url);
+                endpoint.source = key;
+                return endpoint;
             }
         }
     }
     derived(push_url)
+}
+
+/// A configured LFS URL: http(s) as given, without userinfo (credentials
+/// never travel in a URL); an SSH URL as git-lfs takes it (through
+/// `git-lfs-authenticate`).
+fn derived_or_given(url: &str) -> Endpoint {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Endpoint {
+            url: strip_userinfo(url.trim_end_matches('/')),
+            source: String::new(),
+            ssh: None,
+        }
+    } else {
+        // A configured SSH URL names the LFS server itself, not a git
+        // remote: nothing is appended to it.
+        let (host, path) = ssh_parts(url);
+        Endpoint {
+            url: format!("https://{host}/{}", path.trim_start_matches('/')),
+            source: String::new(),
+            ssh: Some(SshTarget {
+                url: url.to_owned(),
+                path,
+            }),
+        }
+    }
 }
 
 fn derived(push_url: &str) -> Endpoint {
@@ -420,10 +499,23 @@ fn derived(push_url: &str) -> Endpoint {
             ssh: None,
         };
     }
-    // ssh://[user@]host[:port]/path or [user@]host:path. git-lfs hands
-    // `git-lfs-authenticate` the ssh:// path as it is (leading slash
-    // kept) and the scp-like one without it (lfshttp/endpoint.go).
-    let (host, path) = match url.strip_prefix("ssh://") {
+    let (host, path) = ssh_parts(url);
+    Endpoint {
+        url: lfs(&format!("https://{host}/{}", path.trim_start_matches('/'))),
+        source: "the push URL".into(),
+        ssh: Some(SshTarget {
+            url: url.to_owned(),
+            path,
+        }),
+    }
+}
+
+/// Host and path of `ssh://[user@]host[:port]/path` or `[user@]host:path`.
+/// git-lfs hands `git-lfs-authenticate` the ssh:// path as it is (leading
+/// slash kept) and the scp-like one as what follows the colon
+/// (lfshttp/endpoint.go, EndpointFromBareSshUrl).
+fn ssh_parts(url: &str) -> (String, String) {
+    match url.strip_prefix("ssh://") {
         Some(rest) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -433,16 +525,8 @@ fn derived(push_url: &str) -> Endpoint {
         None => {
             let (authority, path) = url.split_once(':').unwrap_or((url, ""));
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            (host.to_owned(), path.trim_start_matches('/').to_owned())
+            (host.to_owned(), path.to_owned())
         }
-    };
-    Endpoint {
-        url: lfs(&format!("https://{host}/{}", path.trim_start_matches('/'))),
-        source: "the push URL".into(),
-        ssh: Some(SshTarget {
-            url: url.to_owned(),
-            path,
-        }),
     }
 }
 
@@ -486,11 +570,17 @@ mod tests {
             format!("version https://git-lfs.github.com/spec/v1\noid sha256:{OID}\nsize 12345\n")
         );
         assert_eq!(Pointer::parse(p.text().as_bytes()), Some(p.clone()));
-        // Whitespace around, empty lines, old versions, extensions: read.
+        // Whitespace around, empty lines, CRLF, old versions, extensions: read.
         let loose = format!(
-            "\n\nversion https://hawser.github.com/spec/v1\next-0-foo sha256:{OID}\noid sha256:{OID}\n\nsize 12345\n  "
+            "\n\nversion https://hawser.github.com/spec/v1\r\next-0-foo sha256:{OID}\noid sha256:{OID}\n\nsize 12345\r\n  "
         );
         assert_eq!(Pointer::parse(loose.as_bytes()), Some(p.clone()));
+        // An empty file's pointer is empty.
+        let empty = Pointer {
+            oid: OID.into(),
+            size: 0,
+        };
+        assert_eq!(empty.text(), "");
         // Not pointers.
         for bad in [
             format!("oid sha256:{OID}\nversion {SPEC_V1}\nsize 1\n"),
@@ -500,6 +590,10 @@ mod tests {
             format!("version {SPEC_V1}\noid sha256:{}\nsize 1\n", &OID[1..]),
             format!("version {SPEC_V1}\noid sha256:{OID}\nsize -1\n"),
             format!("version {SPEC_V1}\noid sha256:{OID}\n"),
+            format!(
+                "version {SPEC_V1}\noid sha256:{}\nsize 1\n",
+                OID.to_uppercase()
+            ),
             "hello\n".into(),
         ] {
             assert_eq!(Pointer::parse(bad.as_bytes()), None, "{bad:?}");
@@ -520,6 +614,14 @@ mod tests {
         let ssh = d("git@bitbucket.org:ws/repo.git");
         assert_eq!(ssh.url, "https://bitbucket.org/ws/repo.git/info/lfs");
         assert_eq!(ssh.ssh.as_ref().unwrap().path, "ws/repo.git");
+        let ssh = d("git@host:/srv/repo.git");
+        assert_eq!(ssh.url, "https://host/srv/repo.git/info/lfs");
+        assert_eq!(ssh.ssh.as_ref().unwrap().path, "/srv/repo.git");
+        // Configured: userinfo never kept.
+        assert_eq!(
+            derived_or_given("https://u:p@lfs.example.com/r/").url,
+            "https://lfs.example.com/r"
+        );
         let ssh = d("ssh://git@127.0.0.1:2222/srv/repo.git");
         assert_eq!(ssh.url, "https://127.0.0.1/srv/repo.git/info/lfs");
         assert_eq!(ssh.ssh.as_ref().unwrap().path, "/srv/repo.git");

@@ -202,7 +202,7 @@ fn wildcard(pattern: &str, text: &str) -> bool {
 pub struct LfsAuthentication {
     pub href: String,
     #[serde(default)]
-    pub header: std::collections::HashMap<String, String>,
+    pub header: std::collections::HashMap<String, crate::secret::Secret>,
 }
 
 /// Runs `git-lfs-authenticate <path> upload` on the SSH server of `url`,

@@ -23,29 +23,45 @@ use crate::report;
 const BITBUCKET_FILE_LIMIT: u64 = 100 * 1000 * 1000;
 
 impl Pusher<'_> {
-    /// Uploads what `commit` brings to LFS that no earlier attempt settled.
+    /// Uploads what a push of `commit` brings to LFS that no earlier
+    /// attempt settled (`upstream`: the branch's tip, when it was fetched).
     /// The evidence when the LFS server refused or could not be reached.
-    pub(super) fn upload_lfs(&mut self, commit: &ArtifactCommit) -> Option<Evidence> {
-        self.settle_lfs(commit, false)
+    pub(super) fn upload_lfs(
+        &mut self,
+        commit: &ArtifactCommit,
+        upstream: Option<git2::Oid>,
+    ) -> Option<Evidence> {
+        self.settle_lfs(commit, upstream, false)
     }
 
     /// DRY_RUN: which objects would be uploaded, and whether the LFS
     /// endpoint accepts the credential; nothing is uploaded.
-    pub(super) fn check_lfs(&mut self, commit: &ArtifactCommit) -> Option<Evidence> {
-        self.settle_lfs(commit, true)
+    pub(super) fn check_lfs(
+        &mut self,
+        commit: &ArtifactCommit,
+        upstream: Option<git2::Oid>,
+    ) -> Option<Evidence> {
+        self.settle_lfs(commit, upstream, true)
     }
 
-    fn settle_lfs(&mut self, commit: &ArtifactCommit, dry_run: bool) -> Option<Evidence> {
+    fn settle_lfs(
+        &mut self,
+        commit: &ArtifactCommit,
+        upstream: Option<git2::Oid>,
+        dry_run: bool,
+    ) -> Option<Evidence> {
         let raw = self.repo.raw();
-        let objects = match lfs::objects_in(raw, commit.oid) {
+        let upstream: Vec<git2::Oid> = upstream.into_iter().collect();
+        let objects = match lfs::objects_in(raw, commit.oid, &upstream) {
             Ok(o) => o,
             Err(e) => {
+                // Local, not the network's: not retried.
                 return Some(lfs_evidence(LfsFailure {
                     during: "reading the commit's LFS pointers".into(),
                     failure: crate::git::http::HttpFailure {
                         status: None,
-                        body_lines: vec![],
-                        error: Some(format!("{e:#}")),
+                        body_lines: vec![format!("{e:#}")],
+                        error: None,
                     },
                 }));
             }
@@ -92,10 +108,14 @@ impl Pusher<'_> {
         }
         let refname = format!("refs/heads/{}", self.config.branch);
         let store = Store::of(raw);
-        match transfer::upload(&access, &store, &todo, &refname, dry_run) {
-            Ok(outcomes) => {
+        let redactor = self.log.redactor().clone();
+        let transferred = transfer::upload(&access, &store, &todo, &refname, dry_run, &|s| {
+            redactor.add(s)
+        });
+        {
+            {
                 let lfs_report = self.report.lfs.as_mut().expect("set above");
-                for (object, outcome) in todo.iter().zip(outcomes) {
+                for (object, outcome) in todo.iter().zip(transferred.outcomes) {
                     let name = match outcome {
                         ObjectOutcome::Uploaded => "uploaded",
                         ObjectOutcome::AlreadyPresent => "already_present",
@@ -115,6 +135,9 @@ impl Pusher<'_> {
                         name.replace('_', " ")
                     ));
                 }
+                if let Some(failure) = transferred.failure {
+                    return Some(lfs_evidence(failure));
+                }
                 let count = |n: &str| lfs_report.objects.iter().filter(|o| o.outcome == n).count();
                 self.log.info(format!(
                     "Git LFS: {} uploaded, {} already on the server{}.",
@@ -128,7 +151,6 @@ impl Pusher<'_> {
                 ));
                 None
             }
-            Err(failure) => Some(lfs_evidence(failure)),
         }
     }
 
@@ -146,8 +168,8 @@ impl Pusher<'_> {
         }
         // The credential goes only to the push's own origin; an LFS server
         // elsewhere (lfs.url) gets the request without it.
-        let credential = crate::origin::same_origin(&endpoint.url, &config.remote.url);
-        if !credential && config.credential.git_http_authorization().is_some() {
+        let on_origin = crate::origin::same_origin(&endpoint.url, &config.remote.url);
+        if !on_origin && config.credential.git_http_authorization().is_some() {
             self.log.warning(format!(
                 "The LFS endpoint {} ({}) is not on the push's origin: commit-back does not send the credential there.",
                 endpoint.url, endpoint.source
@@ -156,7 +178,7 @@ impl Pusher<'_> {
         Ok(Access {
             url: endpoint.url,
             headers: Vec::new(),
-            credential,
+            push_url: config.remote.url.clone(),
         })
     }
 
@@ -179,7 +201,7 @@ impl Pusher<'_> {
             return Ok(Access {
                 url: endpoint.url,
                 headers: Vec::new(),
-                credential: false,
+                push_url: config.remote.url.clone(),
             });
         };
         let known_hosts = crate::git::ssh::KnownHosts::with_bitbucket(&config.known_hosts);
@@ -194,16 +216,12 @@ impl Pusher<'_> {
         let headers = auth
             .header
             .into_iter()
-            .map(|(k, v)| {
-                let value = crate::secret::Secret::new(v);
-                self.log.redactor().add(value.expose());
-                (k, value)
-            })
+            .inspect(|(_, value)| self.log.redactor().add(value.expose()))
             .collect();
         Ok(Access {
             url: auth.href.trim_end_matches('/').to_owned(),
             headers,
-            credential: false,
+            push_url: config.remote.url.clone(),
         })
     }
 
@@ -231,7 +249,7 @@ impl Pusher<'_> {
             .join(crate::git::recovery::DIR)
             .join("lfs/objects");
         let mut kept = false;
-        for object in lfs::objects_in(raw, commit.oid)? {
+        for object in lfs::objects_in(raw, commit.oid, &[])? {
             let oid = &object.pointer.oid;
             if confirmed.contains(&oid.as_str()) || !store.has(&object.pointer) {
                 continue;
@@ -284,7 +302,7 @@ fn lfs_evidence(f: LfsFailure) -> Evidence {
         git_error: f.failure.error.map(|error| GitErrorInfo {
             class: "Net".into(),
             code: "GenericError".into(),
-            message: format!("Git LFS, {}: {error}", f.during),
+            message: format!("{}: {error}", f.during),
         }),
         lfs: Some(f.during),
         ..Default::default()

@@ -343,7 +343,7 @@ impl Pusher<'_> {
         self.report.attempts = attempt;
         // LFS objects first, as git-lfs's pre-push hook sends them: a
         // refusal there stops this attempt before the git push is sent.
-        if let Some(evidence) = self.upload_lfs(&p.current) {
+        if let Some(evidence) = self.upload_lfs(&p.current, p.tip) {
             evidence
                 .remote_lines
                 .iter()

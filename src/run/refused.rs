@@ -110,7 +110,11 @@ impl Pusher<'_> {
                 };
                 // LFS objects are asked about (the batch API with the
                 // credential), never uploaded.
-                if let Some(evidence) = self.check_lfs(artifact) {
+                let remote_tip = match tip {
+                    BranchTip::At(oid) => Some(oid),
+                    BranchTip::Missing => None,
+                };
+                if let Some(evidence) = self.check_lfs(artifact, remote_tip) {
                     evidence.remote_lines.iter().for_each(|l| log.remote(l));
                     self.explain(evidence);
                     return Ok(());

@@ -66,6 +66,8 @@ pub struct RequestRecord {
     pub proxied: bool,
     pub user: Option<String>,
     pub status: u16,
+    /// The request carried an Authorization header (any).
+    pub authorization: bool,
 }
 
 pub struct GitHttpServer {
@@ -296,10 +298,40 @@ fn read_body(
     req: &mut Request,
     rate: Option<u64>,
 ) -> std::io::Result<()> {
-    let headers = &req.headers;
-    let body = &mut req.body;
+    let mut body = Vec::new();
+    copy_body(reader, &req.headers, rate, &mut body)?;
+    req.body = body;
+    Ok(())
+}
+
+/// Copies a request's body (chunked or Content-Length) to `sink` in 64 KiB
+/// pieces, read no faster than `rate`: a big push is never held here.
+fn copy_body(
+    reader: &mut BufReader<TcpStream>,
+    headers: &HashMap<String, String>,
+    rate: Option<u64>,
+    sink: &mut dyn Write,
+) -> std::io::Result<u64> {
     let started = std::time::Instant::now();
     let mut done = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut copy = |reader: &mut BufReader<TcpStream>, mut n: u64, done: &mut u64| {
+        while n > 0 {
+            let take = buf.len().min(n as usize);
+            let before = *done;
+            read_paced(
+                reader,
+                &mut buf[..take],
+                rate.map(|r| (r, started, &mut *done)),
+            )?;
+            if rate.is_none() {
+                *done = before + take as u64;
+            }
+            sink.write_all(&buf[..take])?;
+            n -= take as u64;
+        }
+        Ok::<(), std::io::Error>(())
+    };
     if headers
         .get("transfer-encoding")
         .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
@@ -307,31 +339,24 @@ fn read_body(
         loop {
             let mut size = String::new();
             reader.read_line(&mut size)?;
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
-                .unwrap_or(0);
+            let n =
+                u64::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
             if n == 0 {
                 let mut end = String::new();
                 reader.read_line(&mut end)?;
                 break;
             }
-            let start = body.len();
-            body.resize(start + n, 0);
-            read_paced(
-                reader,
-                &mut body[start..],
-                rate.map(|r| (r, started, &mut done)),
-            )?;
+            copy(reader, n, &mut done)?;
             let mut crlf = [0u8; 2];
             reader.read_exact(&mut crlf)?;
         }
     } else if let Some(len) = headers
         .get("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
+        .and_then(|v| v.parse::<u64>().ok())
     {
-        body.resize(len, 0);
-        read_paced(reader, body, rate.map(|r| (r, started, &mut done)))?;
+        copy(reader, len, &mut done)?;
     }
-    Ok(())
+    Ok(done)
 }
 
 pub(crate) fn respond(
@@ -401,6 +426,7 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             proxied: req.proxied,
             user: None,
             status: 3,
+            authorization: req.headers.contains_key("authorization"),
         });
         std::thread::sleep(Duration::from_secs(30));
         return Ok(());
@@ -415,10 +441,9 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
         .unwrap()
         .upload_rate
         .filter(|_| req.method == "POST" || lfs_port.is_some());
-    // An LFS body is streamed to the LFS server, not held here.
-    if lfs_port.is_none() {
-        read_body(&mut reader, &mut req, rate)?;
-    }
+    // A body is streamed on (to http-backend or the LFS server), not held
+    // here: a big push must not sit in this process (the benchmark measures
+    // its children, whose peak RSS includes this process's at spawn).
 
     // Decide who this is, or answer for them.
     let decision: Result<String, Answer> = {
@@ -467,9 +492,10 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             }
         }
     };
-    if lfs_port.is_some() && decision.is_err() {
-        // Read what the client sends before answering, so that it reads
-        // the answer rather than a reset connection.
+    // A refusal (not a fault served on: 2 truncates, 4 loses the answer)
+    // reads what the client sends before answering, so that the client
+    // reads the answer rather than a reset connection.
+    if matches!(&decision, Err(a) if a.status != 2 && a.status != 4) {
         read_body(&mut reader, &mut req, None)?;
     }
     let record = |status: u16, user: Option<String>| {
@@ -479,6 +505,7 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             proxied: req.proxied,
             user,
             status,
+            authorization: req.headers.contains_key("authorization"),
         });
     };
     let (user, truncate, lose) = match decision {
@@ -540,7 +567,6 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
         .env("QUERY_STRING", &req.query)
         .env("REMOTE_USER", &user)
         .env("REMOTE_ADDR", "127.0.0.1")
-        .env("CONTENT_LENGTH", req.body.len().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -553,11 +579,15 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
     if let Some(gp) = req.headers.get("git-protocol") {
         cmd.env("GIT_PROTOCOL", gp);
     }
+    // A chunked body has no length: http-backend then reads to the end.
+    if let Some(len) = req.headers.get("content-length") {
+        cmd.env("CONTENT_LENGTH", len);
+    }
     let mut child = cmd.spawn()?;
     let mut stdin = child.stdin.take().unwrap();
-    let body = req.body.clone();
+    let headers = req.headers.clone();
     let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&body);
+        let _ = copy_body(&mut reader, &headers, rate, &mut stdin);
     });
     let output = child.wait_with_output()?;
     let _ = writer.join();

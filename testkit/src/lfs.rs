@@ -56,7 +56,12 @@ impl LfsServer {
         )
         .unwrap();
         let mut child = Command::new(&serve)
-            .args(["--listen=127.0.0.1:0", "giftless.wsgi_entrypoint:app"])
+            // waitress refuses bodies of 1 GiB and more by default.
+            .args([
+                "--listen=127.0.0.1:0",
+                "--max-request-body-size=68719476736",
+                "giftless.wsgi_entrypoint:app",
+            ])
             .current_dir(dir)
             .env("GIFTLESS_CONFIG_FILE", &config)
             .env("PYTHONWARNINGS", "ignore")

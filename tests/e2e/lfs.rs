@@ -599,12 +599,15 @@ fn through_the_pipelines_auth_proxy() {
 #[test]
 fn a_failing_lfs_server_is_tried_again_and_a_race_does_not_upload_twice() {
     let f = fixture(None);
+    // Three 503s: the request's own tries run out, and the push machine
+    // tries the attempt again (RETRIES), without pushing in between.
+    let unavailable = || testkit::Answer {
+        status: 503,
+        body: "Service Unavailable".into(),
+    };
     f.server.answer_next_for(
         "/objects/batch",
-        vec![testkit::Answer {
-            status: 503,
-            body: "Service Unavailable".into(),
-        }],
+        vec![unavailable(), unavailable(), unavailable()],
     );
     // Someone pushes while the build runs: the replay brings the same
     // pointer, which is not asked about again.
@@ -626,13 +629,89 @@ fn a_failing_lfs_server_is_tried_again_and_a_race_does_not_upload_twice() {
     f.write("out/app.bin", &content);
     let run = f.run(&[("FILES", "out")]);
     assert_eq!(run.status(), "pushed", "{}", run.stderr);
-    assert_eq!(f.requests("POST", "/objects/batch"), 2, "503, then served");
+    assert_eq!(
+        f.requests("POST", "/objects/batch"),
+        4,
+        "3 × 503, then served"
+    );
     assert_eq!(f.uploads(), 1);
+    let outcomes: Vec<&str> = run.report["attempt_outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    // The LFS failure, then the race lost, then the replay accepted.
+    assert_eq!(
+        outcomes,
+        ["network", "non_fast_forward", "accepted"],
+        "{}",
+        run.stdout
+    );
     assert!(
-        run.report["attempts"].as_u64().unwrap() >= 2,
+        run.report["attempt_outcomes"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Git LFS upload"),
         "{}",
         run.stdout
     );
     assert_eq!(git(&f.bare, &["show", "main:someone.txt"]), "x");
     assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
+}
+
+#[test]
+fn an_lfs_url_on_another_origin_never_gets_the_credential() {
+    let f = fixture(None);
+    // `.lfsconfig` (the repository's content) names another server.
+    let elsewhere = GitHttpServer::start(&f.world.root());
+    std::fs::write(
+        f.clone.join(".lfsconfig"),
+        format!("[lfs]\n\turl = {}\n", elsewhere.url("ws/repo.git/info/lfs")),
+    )
+    .unwrap();
+    f.write("out/app.bin", &testkit::incompressible(50_000, 14));
+    let run = f.run(&[("FILES", "out")]);
+    assert_eq!(run.blockage_kind(), "invalid_credentials", "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not on the push's origin"),
+        "{}",
+        run.stderr
+    );
+    let asked = elsewhere.requests();
+    assert!(!asked.is_empty());
+    assert!(asked.iter().all(|r| !r.authorization), "{asked:?}");
+    // Nothing was pushed anywhere.
+    assert_eq!(f.requests("POST", "/git-receive-pack"), 0);
+}
+
+#[test]
+fn lfs_objects_of_a_commit_an_earlier_step_made_are_uploaded_too() {
+    let f = fixture(None);
+    // A script step committed an LFS file with git and git-lfs, unpushed.
+    let earlier = testkit::incompressible(90_000, 15);
+    shell(
+        &f.clone,
+        "git lfs install --local >/dev/null\nmkdir -p docs",
+    );
+    std::fs::write(f.clone.join("docs/manual.bin"), &earlier).unwrap();
+    shell(
+        &f.clone,
+        "git add docs && git commit -qm 'docs from a script step'",
+    );
+    let artifact = testkit::incompressible(80_000, 16);
+    f.write("out/app.bin", &artifact);
+    let run = f.run(&[("FILES", "out")]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    let paths: Vec<&str> = run.report["lfs"]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 2, "{}", run.stdout);
+    assert!(paths.contains(&"docs/manual.bin") && paths.contains(&"out/app.bin"));
+    assert_eq!(f.uploads(), 2);
+    assert_eq!(f.fetched_by_git_lfs("docs/manual.bin"), earlier);
+    assert_eq!(f.fetched_by_git_lfs("out/app.bin"), artifact);
 }

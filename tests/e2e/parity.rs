@@ -703,6 +703,17 @@ fn lfs_new_or_changed_file() {
 }
 
 #[test]
+fn lfs_empty_file_is_committed_empty() {
+    // git-lfs's clean filter writes no pointer for an empty file.
+    case(
+        "echo a > a",
+        &format!("{LFS}; echo '*.bin filter=lfs diff=lfs merge=lfs -text' > .gitattributes; : > empty.bin; printf x > one.bin"),
+    )
+    .with_lfs()
+    .check();
+}
+
+#[test]
 fn lfs_file_smudged_and_touched_is_unchanged() {
     // The clone has the real content where the index has its pointer, as
     // after `git lfs pull`; git-lfs's clean filter gives the same pointer.

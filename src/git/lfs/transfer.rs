@@ -5,10 +5,11 @@
 //! from the local store, and the `verify` call when the server asks for it.
 //!
 //! Owns the wire format and which headers go where. It must never send the
-//! run's credential anywhere but the push's own origin: the batch request
-//! carries it only when the endpoint shares the push URL's origin, and an
-//! action's href only when it shares the endpoint's origin and the server
-//! gave no Authorization header of its own.
+//! run's credential anywhere but the push's own origin: a request carries
+//! it (and goes through the Pipelines auth proxy, when the run uses it)
+//! only when its URL shares the push URL's origin, and then only when the
+//! server gave no Authorization header of its own for it. Every header
+//! value the server hands out is given to `secret` (the redactor).
 
 use super::{LfsObject, Pointer, Store};
 use crate::git::http::{self, Answer, Exchange, ExchangeBody, HttpFailure};
@@ -30,9 +31,22 @@ pub struct Access {
     pub url: String,
     /// Headers to send to it (from `git-lfs-authenticate` over SSH).
     pub headers: Vec<(String, Secret)>,
-    /// Whether the run's HTTP credential goes along (the endpoint shares the
-    /// push URL's origin).
-    pub credential: bool,
+    /// The push URL: its origin is the only one the credential goes to.
+    pub push_url: String,
+}
+
+impl Access {
+    fn on_push_origin(&self, url: &str) -> bool {
+        crate::origin::same_origin(url, &self.push_url)
+    }
+}
+
+/// What an upload came to: the outcome of each object settled, in order
+/// (a prefix of the objects), and why it stopped, if it did.
+#[derive(Debug)]
+pub struct Transferred {
+    pub outcomes: Vec<ObjectOutcome>,
+    pub failure: Option<LfsFailure>,
 }
 
 /// What happened to one object.
@@ -112,17 +126,50 @@ struct ObjectError {
 }
 
 /// Uploads what the server lacks of `objects` (or, with `dry_run`, only
-/// asks). `refname` is the ref being pushed, sent as git-lfs sends it.
+/// asks). `refname` is the ref being pushed, sent as git-lfs sends it;
+/// `secret` learns every header value the server hands out.
 pub fn upload(
     access: &Access,
     store: &Store,
     objects: &[LfsObject],
     refname: &str,
     dry_run: bool,
-) -> Result<Vec<ObjectOutcome>, LfsFailure> {
+    secret: &dyn Fn(&str),
+) -> Transferred {
     let mut outcomes = Vec::with_capacity(objects.len());
+    let failure = upload_into(
+        access,
+        store,
+        objects,
+        refname,
+        dry_run,
+        secret,
+        &mut outcomes,
+    )
+    .err();
+    Transferred { outcomes, failure }
+}
+
+fn upload_into(
+    access: &Access,
+    store: &Store,
+    objects: &[LfsObject],
+    refname: &str,
+    dry_run: bool,
+    secret: &dyn Fn(&str),
+    outcomes: &mut Vec<ObjectOutcome>,
+) -> Result<(), LfsFailure> {
     for chunk in objects.chunks(BATCH_SIZE) {
         let answer = batch(access, chunk, refname)?;
+        for action in answer
+            .objects
+            .iter()
+            .filter_map(|o| o.actions.as_ref())
+            .flat_map(|a| [&a.upload, &a.verify])
+            .flatten()
+        {
+            action.header.values().for_each(|v| secret(v));
+        }
         for object in chunk {
             let found = answer
                 .objects
@@ -158,7 +205,7 @@ pub fn upload(
             outcomes.push(ObjectOutcome::Uploaded);
         }
     }
-    Ok(outcomes)
+    Ok(())
 }
 
 fn batch(
@@ -188,7 +235,7 @@ fn batch(
         method: reqwest::Method::POST,
         url: &url,
         headers: headers.clone(),
-        credential: access.credential,
+        on_push_origin: access.on_push_origin(&url),
         body: ExchangeBody::Bytes(body.clone()),
     })?;
     if !(200..300).contains(&answer.status) {
@@ -242,12 +289,11 @@ fn put(
             Secret::new("application/octet-stream".to_owned()),
         ));
     }
-    let credential = credential_for(access, &action.href, &headers);
     let answer = send(during, || Exchange {
         method: reqwest::Method::PUT,
         url: &action.href,
         headers: headers.clone(),
-        credential,
+        on_push_origin: access.on_push_origin(&action.href),
         body: ExchangeBody::File(path.clone(), object.pointer.size),
     })?;
     if !(200..300).contains(&answer.status) {
@@ -269,7 +315,6 @@ fn verify_object(
             .iter()
             .map(|(k, v)| (k.clone(), Secret::new(v.clone()))),
     );
-    let credential = credential_for(access, &action.href, &headers);
     let body = serde_json::to_vec(&BatchObject {
         oid: &pointer.oid,
         size: pointer.size,
@@ -279,21 +324,13 @@ fn verify_object(
         method: reqwest::Method::POST,
         url: &action.href,
         headers: headers.clone(),
-        credential,
+        on_push_origin: access.on_push_origin(&action.href),
         body: ExchangeBody::Bytes(body.clone()),
     })?;
     if !(200..300).contains(&answer.status) {
         return Err(refused(&format!("verifying ({during})"), &answer));
     }
     Ok(())
-}
-
-/// The run's credential goes to an action's href only on the endpoint's own
-/// origin, and only when the server gave no Authorization of its own.
-fn credential_for(access: &Access, href: &str, headers: &[(String, Secret)]) -> bool {
-    access.credential
-        && crate::origin::same_origin(&access.url, href)
-        && !has_header(headers, "authorization")
 }
 
 fn has_header(headers: &[(String, Secret)], name: &str) -> bool {
@@ -307,7 +344,7 @@ fn json_headers() -> Vec<(String, Secret)> {
     ]
 }
 
-/// Sends, trying again after a network failure, a 5xx or a 429.
+/// Sends, trying again after a network failure, a 500/502/503/504 or a 429.
 fn send<'a>(during: &str, make: impl Fn() -> Exchange<'a>) -> Result<Answer, LfsFailure> {
     let mut last = None;
     for attempt in 0..TRIES {
@@ -315,7 +352,8 @@ fn send<'a>(during: &str, make: impl Fn() -> Exchange<'a>) -> Result<Answer, Lfs
             std::thread::sleep(Duration::from_millis(300 << attempt));
         }
         match http::exchange(make()) {
-            Ok(a) if a.status >= 500 || a.status == 429 => last = Some(Ok(a)),
+            // Transient answers only: 507 (no storage) is not.
+            Ok(a) if matches!(a.status, 429 | 500 | 502 | 503 | 504) => last = Some(Ok(a)),
             Ok(a) => return Ok(a),
             Err(f) => last = Some(Err(f)),
         }
@@ -386,31 +424,21 @@ mod tests {
     }
 
     #[test]
-    fn the_credential_stays_on_the_endpoint_origin() {
+    fn only_the_push_origin_is_the_push_origin() {
         let access = Access {
             url: "https://bitbucket.org/ws/r.git/info/lfs".into(),
             headers: vec![],
-            credential: true,
+            push_url: "https://bitbucket.org/ws/r.git".into(),
         };
-        assert!(credential_for(
-            &access,
-            "https://bitbucket.org/ws/r.git/info/lfs/objects/x",
-            &[]
-        ));
-        assert!(!credential_for(
-            &access,
-            "https://storage.example.com/x",
-            &[]
-        ));
-        assert!(!credential_for(
-            &access,
-            "http://bitbucket.org/ws/r.git/info/lfs/objects/x",
-            &[]
-        ));
-        let given = [(
-            "Authorization".to_owned(),
-            Secret::new("Bearer s".to_owned()),
-        )];
-        assert!(!credential_for(&access, "https://bitbucket.org/x", &given));
+        assert!(access.on_push_origin("https://bitbucket.org/ws/r.git/info/lfs/objects/x"));
+        assert!(access.on_push_origin("https://bitbucket.org:443/other"));
+        assert!(!access.on_push_origin("https://storage.example.com/x"));
+        assert!(!access.on_push_origin("http://bitbucket.org/ws/r.git/info/lfs/objects/x"));
+        assert!(!access.on_push_origin("https://bitbucket.org:8443/x"));
+        let ssh = Access {
+            push_url: "git@bitbucket.org:ws/r.git".into(),
+            ..access
+        };
+        assert!(!ssh.on_push_origin("https://bitbucket.org/ws/r.git/info/lfs"));
     }
 }

@@ -248,17 +248,24 @@ fn main() {
         floor.len(),
         median(floor)
     );
+    // What this process adds to every peak RSS above (see write_incompressible).
+    let spawn_floor = measure(&mut Command::new("true"));
+    println!(
+        "peak RSS of `true` spawned the same way: {:.1} MB",
+        spawn_floor.max_rss_kb as f64 / 1024.0
+    );
 }
 
-/// `megabytes` MiB of incompressible data, written in pieces (a 1 GiB
-/// case is never held whole).
+/// `megabytes` MiB of incompressible data, written 1 MiB at a time. This
+/// process must stay small: a child's peak RSS, as wait4 reports it,
+/// includes what this process held when it spawned the child (the kernel
+/// records the old address space's high-water mark at exec).
 fn write_incompressible(path: &Path, megabytes: usize, seed: usize) {
     use std::io::Write as _;
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for piece in 0..megabytes.div_ceil(64) {
-        let mib = (megabytes - piece * 64).min(64);
-        let data = testkit::incompressible(mib << 20, (seed * 100_000 + piece) as u64);
+    let mut file = std::fs::File::create(path).unwrap();
+    for piece in 0..megabytes {
+        let data = testkit::incompressible(1 << 20, (seed * 1_000_000 + piece) as u64);
         file.write_all(&data).unwrap();
     }
     file.flush().unwrap();
