@@ -134,15 +134,20 @@ pub struct Cleaned {
     pub passthrough: bool,
 }
 
-/// Runs git-lfs's clean filter over `file` without storing anything:
-/// hashes the content in bounded chunks.
-pub fn clean(file: &Path) -> Result<Cleaned> {
-    let mut f = File::open(file).with_context(|| format!("reading {}", file.display()))?;
+/// Runs git-lfs's clean filter over `file`, reading it in bounded chunks,
+/// and with `store`, keeps its content there as git-lfs does. `known` is
+/// the pointer the index holds for the path: a file of that size is
+/// probably unchanged, so it is hashed first and copied only if it
+/// differs; any other file is hashed while it is copied (one pass, as
+/// git-lfs does).
+pub fn clean(file: &Path, store: Option<&Store>, known: Option<&Pointer>) -> Result<Cleaned> {
+    let read_error = || format!("reading {}", file.display());
+    let mut f = File::open(file).with_context(read_error)?;
     let mut head = Vec::new();
     (&mut f)
         .take(POINTER_MAX as u64)
         .read_to_end(&mut head)
-        .with_context(|| format!("reading {}", file.display()))?;
+        .with_context(read_error)?;
     if head.is_empty() {
         // git-lfs commits an empty file as it is: nothing to store or send.
         return Ok(Cleaned {
@@ -163,25 +168,50 @@ pub fn clean(file: &Path) -> Result<Cleaned> {
             passthrough: true,
         });
     }
-    let mut sha = Sha256::new();
-    sha.update(&head);
-    let mut size = head.len() as u64;
-    let mut buf = vec![0u8; IO_BUFFER];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                sha.update(&buf[..n]);
-                size += n as u64;
+    let len = f.metadata().with_context(read_error)?.len();
+    let copy_now = store.filter(|_| known.is_none_or(|k| k.size != len));
+    let mut temp = copy_now.map(Store::temp).transpose()?;
+    let hashed = (|| -> Result<Pointer> {
+        let mut sha = Sha256::new();
+        let mut size = 0u64;
+        let mut take = |chunk: &[u8]| -> Result<()> {
+            sha.update(chunk);
+            size += chunk.len() as u64;
+            if let Some((out, path)) = temp.as_mut() {
+                out.write_all(chunk)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+            Ok(())
+        };
+        take(&head)?;
+        let mut buf = vec![0u8; IO_BUFFER];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => take(&buf[..n])?,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).with_context(read_error),
+            }
         }
-    }
-    let pointer = Pointer {
-        oid: hex(&sha.finalize()),
-        size,
+        Ok(Pointer {
+            oid: hex(&sha.finalize()),
+            size,
+        })
+    })();
+    let pointer = match hashed {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some((_, path)) = &temp {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
     };
+    match (store, temp) {
+        (Some(store), Some((_, path))) => store.adopt(&path, &pointer)?,
+        (Some(store), None) if known != Some(&pointer) => store.put(file, &pointer)?,
+        _ => {}
+    }
     Ok(Cleaned {
         blob: pointer.text().into_bytes(),
         pointer,
@@ -229,28 +259,52 @@ impl Store {
         std::fs::metadata(self.path(&pointer.oid)).is_ok_and(|m| m.len() == pointer.size)
     }
 
-    /// Copies `file` into the store as `pointer`'s object, hashing again on
-    /// the way: content that changed since it was hashed is refused rather
-    /// than stored under the wrong name. Written to a temporary file, then
-    /// renamed, as git-lfs does; nothing is done when the object is there.
-    pub fn put(&self, file: &Path, pointer: &Pointer) -> Result<()> {
-        if self.has(pointer) {
-            return Ok(());
-        }
-        let target = self.path(&pointer.oid);
-        let tmp_dir = self.root.join("tmp");
-        std::fs::create_dir_all(&tmp_dir)
-            .with_context(|| format!("creating {}", tmp_dir.display()))?;
-        let tmp = tmp_dir.join(format!(
+    /// A new temporary file in the store (`<lfs>/tmp`, as git-lfs uses).
+    fn temp(&self) -> Result<(File, PathBuf)> {
+        let dir = self.root.join("tmp");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(format!(
             "commit-back-{}-{:016x}",
             std::process::id(),
             fastrand::u64(..)
         ));
+        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok((file, path))
+    }
+
+    /// Makes the temporary file `temp` the object `pointer` names (or
+    /// drops it when the store has that object already).
+    fn adopt(&self, temp: &Path, pointer: &Pointer) -> Result<()> {
+        if self.has(pointer) {
+            let _ = std::fs::remove_file(temp);
+            return Ok(());
+        }
+        let target = self.path(&pointer.oid);
+        let dir = target.parent().expect("objects/aa/bb");
+        let moved = std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))
+            .and_then(|()| {
+                std::fs::rename(temp, &target)
+                    .with_context(|| format!("storing {}", target.display()))
+            });
+        if moved.is_err() {
+            let _ = std::fs::remove_file(temp);
+        }
+        moved
+    }
+
+    /// Copies `file` into the store as `pointer`'s object, hashing again on
+    /// the way: content that changed since it was hashed is refused rather
+    /// than stored under the wrong name. Nothing is done when the object
+    /// is there.
+    pub fn put(&self, file: &Path, pointer: &Pointer) -> Result<()> {
+        if self.has(pointer) {
+            return Ok(());
+        }
+        let (mut to, tmp) = self.temp()?;
         let copied = (|| -> Result<()> {
             let mut from =
                 File::open(file).with_context(|| format!("reading {}", file.display()))?;
-            let mut to =
-                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
             let mut sha = Sha256::new();
             let mut size = 0u64;
             let mut buf = vec![0u8; IO_BUFFER];
@@ -266,23 +320,21 @@ impl Store {
                 to.write_all(&buf[..n])
                     .with_context(|| format!("writing {}", tmp.display()))?;
             }
-            to.sync_all().ok();
             if hex(&sha.finalize()) != pointer.oid || size != pointer.size {
                 bail!(
                     "{} changed while it was being committed; run commit-back again once the build stopped writing it",
                     file.display()
                 );
             }
-            let dir = target.parent().expect("objects/aa/bb");
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            std::fs::rename(&tmp, &target)
-                .with_context(|| format!("storing {}", target.display()))?;
             Ok(())
         })();
-        if copied.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        match copied {
+            Ok(()) => self.adopt(&tmp, pointer),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
         }
-        copied
     }
 }
 

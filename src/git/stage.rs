@@ -217,18 +217,27 @@ impl Stager {
         if !self.lfs.is_empty() {
             let workdir = repo.workdir().context("no working tree")?;
             let store = super::lfs::Store::of(repo);
+            let odb = repo.odb()?;
             for (path, stat) in &self.lfs {
                 let name = path.to_string_lossy();
                 let file = workdir.join(path);
-                let cleaned = super::lfs::clean(&file)?;
+                let existing = index.get_path(path, 0);
+                // The pointer the index holds, if it holds one.
+                // (Its object's size is asked first: a file committed
+                // whole before it was tracked must not be read whole.)
+                let known = existing
+                    .as_ref()
+                    .filter(|e| {
+                        odb.read_header(e.id)
+                            .is_ok_and(|(size, _)| size < super::lfs::POINTER_MAX)
+                    })
+                    .and_then(|e| repo.find_blob(e.id).ok())
+                    .and_then(|b| super::lfs::Pointer::parse(b.content()));
+                let cleaned =
+                    super::lfs::clean(&file, self.store_lfs.then_some(&store), known.as_ref())?;
                 let id = repo
                     .blob(&cleaned.blob)
                     .with_context(|| format!("staging the LFS pointer of {name}"))?;
-                let existing = index.get_path(path, 0);
-                let unchanged = existing.as_ref().is_some_and(|e| e.id == id);
-                if !unchanged && !cleaned.passthrough && self.store_lfs {
-                    store.put(&file, &cleaned.pointer)?;
-                }
                 let mode = modes.of_regular_file(stat.mode, existing.as_ref().map(|e| e.mode));
                 let mut entry = stat.entry(&name, id, mode);
                 if let Some(e) = existing {
