@@ -344,17 +344,7 @@ impl Pusher<'_> {
         // LFS objects first, as git-lfs's pre-push hook sends them: a
         // refusal there stops this attempt before the git push is sent.
         if let Some(evidence) = self.upload_lfs(&p.current, p.tip) {
-            evidence
-                .remote_lines
-                .iter()
-                .for_each(|l| self.log.remote(l));
-            let kind = classify::kind_of(&evidence, config.credential.kind());
-            self.record_attempt(&p.current, Some((kind, &evidence)));
-            p.evidence = evidence;
-            return Ok(Event::Refused {
-                kind,
-                unanswered: false,
-            });
+            return Ok(self.attempt_refused(p, evidence));
         }
         let mut updates = vec![(
             p.current.oid,
@@ -392,22 +382,27 @@ impl Pusher<'_> {
                     .for_each(|l| self.log.remote(l));
                 Ok(Event::Accepted)
             }
-            PushOutcome::Refused(evidence) => {
-                evidence
-                    .remote_lines
-                    .iter()
-                    .for_each(|l| self.log.remote(l));
-                let kind = classify::kind_of(&evidence, config.credential.kind());
-                self.record_attempt(&p.current, Some((kind, &evidence)));
-                let unanswered = self
-                    .report
-                    .attempt_outcomes
-                    .last()
-                    .is_some_and(super::verdict::unanswered);
-                p.evidence = evidence;
-                Ok(Event::Refused { kind, unanswered })
-            }
+            PushOutcome::Refused(evidence) => Ok(self.attempt_refused(p, evidence)),
         }
+    }
+
+    /// An attempt that failed (the LFS upload or the push): the server's
+    /// lines, the kind, the attempt log, and whether the push may have been
+    /// applied unanswered (never for the LFS upload, which comes first).
+    fn attempt_refused(&mut self, p: &mut Progress, evidence: Evidence) -> Event {
+        evidence
+            .remote_lines
+            .iter()
+            .for_each(|l| self.log.remote(l));
+        let kind = classify::kind_of(&evidence, self.config.credential.kind());
+        self.record_attempt(&p.current, Some((kind, &evidence)));
+        let unanswered = self
+            .report
+            .attempt_outcomes
+            .last()
+            .is_some_and(super::verdict::unanswered);
+        p.evidence = evidence;
+        Event::Refused { kind, unanswered }
     }
 
     fn fetch_step(&mut self, endpoint: &Endpoint, p: &mut Progress) -> Event {
