@@ -297,7 +297,17 @@ impl Client {
     }
 
     /// The choke point: auth header (marked sensitive), status and error text kept.
-    fn send(&self, mut req: reqwest::blocking::RequestBuilder) -> Result<String, ApiError> {
+    fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<String, ApiError> {
+        let started = std::time::Instant::now();
+        let result = self.send_timed(req);
+        API_TIME_MS.fetch_add(
+            started.elapsed().as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        result
+    }
+
+    fn send_timed(&self, mut req: reqwest::blocking::RequestBuilder) -> Result<String, ApiError> {
         req = req.header("Accept", "application/json");
         if let Some(auth) = &self.authorization {
             let mut value =
@@ -335,6 +345,13 @@ impl Client {
             message: crate::text::untrusted(&message),
         })
     }
+}
+
+/// Milliseconds spent in REST API calls, for the report's timings.
+static API_TIME_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn api_time_ms() -> u64 {
+    API_TIME_MS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn redact_strings(redactor: &Redactor, value: &serde_json::Value) -> serde_json::Value {

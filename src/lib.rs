@@ -12,6 +12,7 @@ pub mod help;
 pub mod insights;
 pub mod log;
 pub mod origin;
+pub mod progress;
 pub mod pull_request;
 pub mod remedies;
 pub mod report;

@@ -55,6 +55,31 @@ impl BlockageKind {
     }
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct Sizes {
+    /// Files the artifact commit adds, changes or deletes.
+    pub files: usize,
+    /// Size of the files it adds or changes (an LFS file at its content's size).
+    pub bytes_committed: u64,
+    /// Objects in the pack of the last push that was sent.
+    pub objects: u64,
+    /// Request body bytes sent over HTTP(S), every attempt and LFS upload
+    /// included (over SSH: the packs' bytes).
+    pub bytes_sent: u64,
+}
+
+/// Milliseconds per phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub config_ms: u64,
+    pub stage_ms: u64,
+    pub commit_ms: u64,
+    /// Each push attempt (its LFS upload included), in order.
+    pub push_ms: Vec<u64>,
+    /// REST API calls (rules, pull requests, Code Insights).
+    pub api_ms: u64,
+}
+
 /// The `lfs` section: where LFS objects went, and each object.
 #[derive(Debug, Clone, Serialize)]
 pub struct Lfs {
@@ -194,6 +219,10 @@ pub struct Report {
     pub refs: Vec<RefOutcome>,
     /// Git LFS objects the pushed commit brought, and what became of each.
     pub lfs: Option<Lfs>,
+    /// How much was committed and sent.
+    pub sizes: Option<Sizes>,
+    /// Where the time went.
+    pub timings: Timings,
     pub blockage: Option<Blockage>,
     pub recovery: Option<Recovery>,
     pub pull_request: Option<PullRequest>,
@@ -221,6 +250,8 @@ impl Report {
             attempt_outcomes: Vec::new(),
             refs: Vec::new(),
             lfs: None,
+            sizes: None,
+            timings: Timings::default(),
             blockage: None,
             recovery: None,
             pull_request: None,
@@ -340,6 +371,8 @@ mod tests {
             "attempt_outcomes",
             "refs",
             "lfs",
+            "sizes",
+            "timings",
             "blockage",
             "recovery",
             "pull_request",

@@ -116,6 +116,11 @@ pub const VARIABLES: &[VariableDoc] = &[
     ),
     var("DEBUG", "false", "Verbose log. Never prints secrets."),
     var(
+        "PROGRESS",
+        "true",
+        "Progress lines while a long phase runs (staging, building the pack, uploading): after 2 s, at most one every 3 s. `false` turns them off.",
+    ),
+    var(
         "NO_COLOR",
         "",
         "Set to anything to turn colour off in the log.",

@@ -47,6 +47,7 @@ pub struct RawVars {
     pub report_file: Option<String>,
     pub loop_guard: Option<String>,
     pub debug: Option<String>,
+    pub progress: Option<String>,
     pub no_color: Option<String>,
     pub network_timeout: Option<String>,
     pub on_restricted: Option<String>,
@@ -196,12 +197,15 @@ pub struct PartialConfig {
 pub struct LogSettings {
     pub debug: bool,
     pub color: bool,
+    /// Progress lines for long phases (PROGRESS; DEBUG does not change it).
+    pub progress: bool,
 }
 
 pub fn log_settings(raw: &RawVars) -> LogSettings {
     LogSettings {
         debug: parse_bool(raw.debug.as_deref(), "DEBUG", false).unwrap_or(false),
         color: raw.no_color.is_none(),
+        progress: parse_bool(raw.progress.as_deref(), "PROGRESS", true).unwrap_or(true),
     }
 }
 
@@ -334,6 +338,7 @@ impl Config {
         let dry_run = flag(raw.dry_run.as_deref(), "DRY_RUN", false);
         let loop_guard = flag(raw.loop_guard.as_deref(), "LOOP_GUARD", true);
         let _ = flag(raw.debug.as_deref(), "DEBUG", false);
+        let _ = flag(raw.progress.as_deref(), "PROGRESS", true);
         let code_insights = flag(raw.code_insights.as_deref(), "CODE_INSIGHTS", true);
 
         let on_restricted = match raw

@@ -62,6 +62,7 @@ fn table_of_single_variable_errors() {
         ("INCLUDE_IGNORED", "yep", "INCLUDE_IGNORED"),
         ("LOOP_GUARD", "x", "LOOP_GUARD"),
         ("DEBUG", "loud", "DEBUG"),
+        ("PROGRESS", "sometimes", "PROGRESS"),
         ("BRANCH", "bad..name", "BRANCH"),
         ("BRANCH", "refs/heads/main", "BRANCH"),
         ("TAG", "v1 .0~", "TAG"),

@@ -147,6 +147,8 @@ pub struct Exchange<'a> {
     /// Elsewhere neither.
     pub on_push_origin: bool,
     pub body: ExchangeBody,
+    /// Counts the body's bytes as the connection takes them.
+    pub progress: Option<Arc<crate::progress::Meter>>,
 }
 
 pub enum ExchangeBody {
@@ -169,12 +171,15 @@ pub struct Answer {
 /// hundreds of objects is well under it).
 pub const MAX_ANSWER: usize = 32 * 1024 * 1024;
 
-/// Bytes sent by exchanges, for the report: LFS uploads.
+/// Request body bytes handed to the network, for the report: by exchanges
+/// (the Git LFS API and uploads) and by git's own requests (pushes, fetch
+/// negotiation), every attempt counted.
 static EXCHANGE_SENT: AtomicU64 = AtomicU64::new(0);
+static GIT_SENT: AtomicU64 = AtomicU64::new(0);
 
-/// Total request body bytes that exchanges handed to the network.
-pub fn exchange_bytes_sent() -> u64 {
-    EXCHANGE_SENT.load(Ordering::Relaxed)
+/// Total request body bytes sent over HTTP(S) so far.
+pub fn bytes_sent() -> u64 {
+    EXCHANGE_SENT.load(Ordering::Relaxed) + GIT_SENT.load(Ordering::Relaxed)
 }
 
 /// Sends one request and waits for its answer; NETWORK_TIMEOUT bounds the
@@ -229,6 +234,7 @@ pub fn exchange(x: Exchange<'_>) -> Result<Answer, HttpFailure> {
                 inner: file,
                 clock: clock.clone(),
                 left: len,
+                progress: x.progress.clone(),
             };
             req.body(reqwest::blocking::Body::sized(reader, len))
         }
@@ -300,6 +306,7 @@ struct CountingReader {
     inner: std::fs::File,
     clock: Arc<Clock>,
     left: u64,
+    progress: Option<Arc<crate::progress::Meter>>,
 }
 
 impl Read for CountingReader {
@@ -310,6 +317,9 @@ impl Read for CountingReader {
         if n > 0 {
             self.clock.sent(n);
             EXCHANGE_SENT.fetch_add(n as u64, Ordering::Relaxed);
+            if let Some(meter) = &self.progress {
+                meter.add(n as u64);
+            }
         }
         if n == 0 || self.left == 0 {
             self.clock.upload_done.store(true, Ordering::Relaxed);
@@ -529,6 +539,7 @@ impl Read for ChannelReader {
             match self.rx.recv() {
                 Ok(chunk) => {
                     self.clock.sent(chunk.len());
+                    GIT_SENT.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     self.current = chunk;
                     self.pos = 0;
                 }

@@ -140,7 +140,12 @@ pub struct Cleaned {
 /// probably unchanged, so it is hashed first and copied only if it
 /// differs; any other file is hashed while it is copied (one pass, as
 /// git-lfs does).
-pub fn clean(file: &Path, store: Option<&Store>, known: Option<&Pointer>) -> Result<Cleaned> {
+pub fn clean(
+    file: &Path,
+    store: Option<&Store>,
+    known: Option<&Pointer>,
+    meter: &crate::progress::Meter,
+) -> Result<Cleaned> {
     let read_error = || format!("reading {}", file.display());
     let mut f = File::open(file).with_context(read_error)?;
     let mut head = Vec::new();
@@ -177,6 +182,7 @@ pub fn clean(file: &Path, store: Option<&Store>, known: Option<&Pointer>) -> Res
         let mut take = |chunk: &[u8]| -> Result<()> {
             sha.update(chunk);
             size += chunk.len() as u64;
+            meter.add(chunk.len() as u64);
             if let Some((out, path)) = temp.as_mut() {
                 out.write_all(chunk)
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -394,6 +400,21 @@ fn commits_brought(repo: &Repository, commit: Oid, upstream: &[Oid]) -> Result<V
     walk.take(MAX_COMMITS_BROUGHT)
         .map(|c| c.map_err(Into::into))
         .collect()
+}
+
+/// The bytes `commit` adds or changes against its first parent: each new
+/// or changed file's size, an LFS pointer counted at its content's size.
+pub fn committed_bytes(repo: &Repository, commit: Oid) -> Result<u64> {
+    let mut total = 0;
+    new_blobs(repo, commit, |_, id, size| {
+        total += if size < POINTER_MAX as u64 {
+            Pointer::parse(repo.find_blob(id)?.content()).map_or(size, |p| p.size)
+        } else {
+            size
+        };
+        Ok(())
+    })?;
+    Ok(total)
 }
 
 /// Files `commit` adds or changes (against its first parent) whose blob is

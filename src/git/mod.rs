@@ -27,6 +27,8 @@ pub struct Repo {
     /// The index as `git add` left it for the artifact commit: written to
     /// `.git/index` only once the push is accepted ([`Repo::adopt`]).
     staged: std::cell::RefCell<Option<git2::Index>>,
+    /// How long the last `commit_artifacts` took (for the report).
+    times: std::cell::Cell<CommitTimes>,
 }
 
 /// How the artifact commit should be written.
@@ -48,6 +50,13 @@ pub struct ArtifactCommit {
     pub parent: Option<Oid>,
     pub message: String,
     pub files: Vec<String>,
+}
+
+/// How long `commit_artifacts` took, in its two parts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitTimes {
+    pub stage_ms: u64,
+    pub commit_ms: u64,
 }
 
 pub enum CommitOutcome {
@@ -98,7 +107,13 @@ impl Repo {
             inner,
             workdir,
             staged: Default::default(),
+            times: Default::default(),
         })
+    }
+
+    /// How long the last artifact commit took to stage and to write.
+    pub fn commit_times(&self) -> CommitTimes {
+        self.times.get()
     }
 
     pub fn workdir(&self) -> &Path {
@@ -185,6 +200,7 @@ impl Repo {
         mode: WriteMode,
     ) -> Result<CommitOutcome> {
         let repo = &self.inner;
+        let started = std::time::Instant::now();
         let refusals = stage::refusals_before_staging(repo);
         if !refusals.is_empty() {
             return Ok(CommitOutcome::Unstageable(refusals));
@@ -220,6 +236,7 @@ impl Repo {
             return Ok(CommitOutcome::Unstageable(refusals));
         }
         stager.stage(repo, &mut index).context("staging FILES")?;
+        let staged_at = started.elapsed();
         let tree_oid = index.write_tree().context("writing the tree")?;
         let tree = repo.find_tree(tree_oid)?;
 
@@ -246,6 +263,10 @@ impl Repo {
         let oid = repo
             .commit(None, &sig, &sig, &message, &tree, &parents)
             .context("writing the commit")?;
+        self.times.set(CommitTimes {
+            stage_ms: staged_at.as_millis() as u64,
+            commit_ms: (started.elapsed() - staged_at).as_millis() as u64,
+        });
         if mode == WriteMode::Disk {
             // Kept for `adopt`; the repository's own cached copy is released.
             *self.staged.borrow_mut() = Some(index);

@@ -11,6 +11,7 @@ use super::http;
 use super::ssh::{KnownHosts, host_and_port};
 use crate::classify::{Evidence, GitErrorInfo};
 use crate::config::Transport;
+use crate::progress::{self, Unit};
 use crate::secret::Secret;
 use git2::{
     CertificateCheckStatus, Cred, Direction, FetchOptions, Oid, PushOptions, RemoteCallbacks,
@@ -60,6 +61,9 @@ pub enum PushOutcome {
 pub struct Pushed {
     pub outcome: PushOutcome,
     pub refs: Vec<RefUpdate>,
+    /// Objects in the pack and bytes of it handed to the transport.
+    pub objects: u64,
+    pub bytes: u64,
 }
 
 /// Upstream state of the target branch.
@@ -90,8 +94,18 @@ impl Endpoint {
         let statuses: RefCell<Vec<(String, Option<String>)>> = RefCell::new(Vec::new());
         let olds: RefCell<Vec<(String, Oid)>> = RefCell::new(Vec::new());
         let auth_attempts = Cell::new(0u32);
+        let packing = progress::meter("Building the pack", Unit::Objects, 0);
+        let uploading = progress::meter("Uploading", Unit::Bytes, 0);
+        let sent = Cell::new((0u64, 0u64));
         let result = {
             let mut callbacks = self.callbacks(&auth_attempts);
+            callbacks.pack_progress(|_stage, current, total| {
+                packing.set(current as u64, total as u64);
+            });
+            callbacks.push_transfer_progress(|_current, total, bytes| {
+                sent.set((total as u64, bytes as u64));
+                uploading.set(bytes as u64, 0);
+            });
             callbacks.sideband_progress(|data| {
                 sideband
                     .borrow_mut()
@@ -121,6 +135,8 @@ impl Endpoint {
                 .remote_anonymous(&self.url)
                 .and_then(|mut remote| remote.push(&refspecs, Some(&mut opts)))
         };
+        packing.finish();
+        uploading.finish();
         let remote_lines = split_lines(&sideband.into_inner());
         let (statuses, olds) = (statuses.into_inner(), olds.into_inner());
         let refs: Vec<RefUpdate> = updates
@@ -159,7 +175,13 @@ impl Endpoint {
             (Ok(()), None) => PushOutcome::Accepted(Transcript { remote_lines }),
             (Err(e), _) => PushOutcome::Refused(self.evidence(e, remote_lines)),
         };
-        Pushed { outcome, refs }
+        let (objects, bytes) = sent.get();
+        Pushed {
+            outcome,
+            refs,
+            objects,
+            bytes,
+        }
     }
 
     /// Where `refs/tags/<name>` points on the remote (the tag object or

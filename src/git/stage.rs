@@ -30,6 +30,7 @@
 //! This module must never decide alone what git decides: every rule here is
 //! held to `git add` by the differential suite (tests/e2e/parity.rs).
 
+use crate::progress::{self, Meter, Unit};
 use anyhow::{Context as _, Result, bail};
 use git2::{AttrCheckFlags, AttrValue, Index, IndexEntry, IndexTime, Oid, Repository};
 use sha1::{Digest as _, Sha1};
@@ -69,6 +70,8 @@ pub(super) struct Stager {
     hidden: HashSet<Vec<u8>>,
     sparse: Sparse,
     claimed: Vec<String>,
+    /// Their size, as `pick` saw it (for progress lines).
+    claimed_bytes: u64,
     /// Untracked nested repositories, staged as gitlinks (libgit2 cannot).
     gitlinks: Vec<(String, Oid, Stat)>,
     /// Files under `filter=lfs`: cleaned in [`Stager::stage`].
@@ -107,6 +110,7 @@ impl Stager {
             hidden,
             sparse: Sparse::of(repo),
             claimed: Vec::new(),
+            claimed_bytes: 0,
             gitlinks: Vec::new(),
             lfs: Vec::new(),
             store_lfs: may_write_pack,
@@ -175,14 +179,17 @@ impl Stager {
         };
         if self.global_attributes || may_apply {
             match external_conversion(repo, path) {
-                Conversion::None => self.by_libgit2.push((path.to_path_buf(), true)),
-                Conversion::Lfs => self.lfs.push((path.to_path_buf(), Stat::of(&meta))),
-                Conversion::Refused(why) => self.refusals.push(why),
+                Conversion::None => return self.by_libgit2.push((path.to_path_buf(), true)),
+                Conversion::Lfs => return self.lfs.push((path.to_path_buf(), Stat::of(&meta))),
+                Conversion::Refused(why) => return self.refusals.push(why),
+                Conversion::Plain => {}
             }
-            return;
         }
         match utf8 {
-            Some(p) if self.fast => self.claimed.push(p.to_owned()),
+            Some(p) if self.fast => {
+                self.claimed.push(p.to_owned());
+                self.claimed_bytes += meta.len();
+            }
             _ => self.by_libgit2.push((path.to_path_buf(), true)),
         }
     }
@@ -218,6 +225,8 @@ impl Stager {
             let workdir = repo.workdir().context("no working tree")?;
             let store = super::lfs::Store::of(repo);
             let odb = repo.odb()?;
+            let total = self.lfs.iter().map(|(_, stat)| stat.size).sum();
+            let meter = progress::meter("Reading files for Git LFS", Unit::Bytes, total);
             for (path, stat) in &self.lfs {
                 let name = path.to_string_lossy();
                 let file = workdir.join(path);
@@ -233,8 +242,12 @@ impl Stager {
                     })
                     .and_then(|e| repo.find_blob(e.id).ok())
                     .and_then(|b| super::lfs::Pointer::parse(b.content()));
-                let cleaned =
-                    super::lfs::clean(&file, self.store_lfs.then_some(&store), known.as_ref())?;
+                let cleaned = super::lfs::clean(
+                    &file,
+                    self.store_lfs.then_some(&store),
+                    known.as_ref(),
+                    &meter,
+                )?;
                 let id = repo
                     .blob(&cleaned.blob)
                     .with_context(|| format!("staging the LFS pointer of {name}"))?;
@@ -250,6 +263,7 @@ impl Stager {
                     .add(&entry)
                     .with_context(|| format!("staging {name}"))?;
             }
+            meter.finish();
         }
         for (path, head, stat) in &self.gitlinks {
             index
@@ -261,7 +275,9 @@ impl Stager {
         }
         let workdir = repo.workdir().context("no working tree")?;
         let odb = repo.odb()?;
-        let blobs = hash_files(workdir, &self.claimed)?;
+        let hashing = progress::meter("Hashing new files", Unit::Bytes, self.claimed_bytes);
+        let blobs = hash_files(workdir, &self.claimed, &hashing)?;
+        hashing.finish();
         // One copy of each new content: a pack must not hold an object twice
         // (libgit2's indexer refuses it) nor what the repository already has.
         let mut seen = HashSet::new();
@@ -276,7 +292,10 @@ impl Stager {
             let mut writer = odb
                 .packwriter()
                 .context("opening a pack for the new files")?;
-            write_pack(Libgit2Writer(&mut writer), workdir, &new)?;
+            let total = new.iter().map(|(_, b)| b.stat.size).sum();
+            let packing = progress::meter("Writing new files", Unit::Bytes, total);
+            write_pack(Libgit2Writer(&mut writer), workdir, &new, &packing)?;
+            packing.finish();
             writer.commit().context("writing the pack of new files")?;
         }
 
@@ -340,6 +359,8 @@ impl ModeRules {
 enum Conversion {
     /// Nothing external: libgit2 applies `text`, `eol`, `ident` as git does.
     None,
+    /// No attribute converts the content: committed byte for byte.
+    Plain,
     /// git-lfs's clean filter, which commit-back runs itself.
     Lfs,
     Refused(String),
@@ -396,8 +417,30 @@ fn external_conversion(repo: &Repository, file: &Path) -> Conversion {
                  a step where git is installed, or leave it out of FILES"
             ));
         }
+        return Conversion::None;
     }
-    Conversion::None
+    // No attribute that converts content is set (unset, or `-text`,
+    // `binary`, `-ident`…): the bytes are committed as they are, so the
+    // file may go into the pack of new files like any plain file. A
+    // `.gitattributes` that says nothing about this path (`*.lfs …`,
+    // `*.png binary`) must not cost the fast path.
+    let converts = ["text", "eol", "ident", "crlf"].iter().any(|name| {
+        repo.get_attr(file, name, AttrCheckFlags::FILE_THEN_INDEX)
+            .ok()
+            .flatten()
+            .map(|v| AttrValue::from_string(Some(v)))
+            .is_some_and(|v| {
+                matches!(
+                    v,
+                    AttrValue::True | AttrValue::String(_) | AttrValue::Bytes(_)
+                )
+            })
+    });
+    if converts {
+        Conversion::None
+    } else {
+        Conversion::Plain
+    }
 }
 
 /// A sparse checkout's definition, as far as `git add` needs it: new files
@@ -686,7 +729,7 @@ const OBJ_BLOB: u8 = 3;
 const IO_BUFFER: usize = 128 * 1024;
 
 /// First read: each file's blob id and the stat the index records.
-fn hash_files(workdir: &Path, files: &[String]) -> Result<Vec<PackedBlob>> {
+fn hash_files(workdir: &Path, files: &[String], meter: &Meter) -> Result<Vec<PackedBlob>> {
     let mut buf = vec![0u8; IO_BUFFER];
     files
         .iter()
@@ -700,6 +743,7 @@ fn hash_files(workdir: &Path, files: &[String]) -> Result<Vec<PackedBlob>> {
             for_each_chunk(&mut file, &mut buf, |chunk| {
                 id.update(chunk);
                 read += chunk.len() as u64;
+                meter.add(chunk.len() as u64);
             })
             .with_context(|| format!("reading {path}"))?;
             if read != meta.len() {
@@ -718,7 +762,12 @@ fn hash_files(workdir: &Path, files: &[String]) -> Result<Vec<PackedBlob>> {
 /// streamed: memory does not grow with file size. A file that changed in
 /// between shows as a size mismatch here or, same size, as a blob id the
 /// pack does not hold (checked in [`DirectPack::stage`]).
-fn write_pack(out: impl Write, workdir: &Path, blobs: &[(&str, &PackedBlob)]) -> Result<()> {
+fn write_pack(
+    out: impl Write,
+    workdir: &Path,
+    blobs: &[(&str, &PackedBlob)],
+    meter: &Meter,
+) -> Result<()> {
     let mut pack = HashingWriter {
         inner: std::io::BufWriter::with_capacity(IO_BUFFER, out),
         sha1: Sha1::new(),
@@ -741,6 +790,7 @@ fn write_pack(out: impl Write, workdir: &Path, blobs: &[(&str, &PackedBlob)]) ->
                 return;
             }
             adler = adler32(adler, chunk);
+            meter.add(chunk.len() as u64);
             for block in chunk.chunks(STORED_BLOCK) {
                 written += block.len() as u64;
                 // Sizes beyond the stat are caught below; the final block is
@@ -1082,9 +1132,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("f"), "first\n").unwrap();
         let files = ["f".to_owned()];
-        let blobs = hash_files(&dir, &files).unwrap();
+        let meter = progress::meter("test", Unit::Bytes, 0);
+        let blobs = hash_files(&dir, &files, &meter).unwrap();
         std::fs::write(dir.join("f"), "first, then more\n").unwrap();
-        let err = write_pack(Vec::new(), &dir, &[("f", &blobs[0])]).unwrap_err();
+        let err = write_pack(Vec::new(), &dir, &[("f", &blobs[0])], &meter).unwrap_err();
         assert!(
             format!("{err:#}").contains("f changed while it was being staged"),
             "{err:#}"

@@ -58,9 +58,13 @@ pub fn run(env: Environment) -> Finished {
     }
     let settings = config::log_settings(&raw);
     let log = Logger::new(settings.color, settings.debug, redactor.clone());
+    crate::progress::install(settings.progress.then(|| {
+        let log = log.clone();
+        std::sync::Arc::new(move |line: &str| log.info(line)) as _
+    }));
 
     let mut report = if env.args.is_empty() {
-        execute(&raw, &env.cwd, &log, &redactor)
+        execute(&raw, &env.cwd, &log, &redactor, started)
     } else {
         // Environment variables are the one way to configure a run.
         let errors: Vec<ConfigError> = env
@@ -71,6 +75,7 @@ pub fn run(env: Environment) -> Finished {
         invalid(errors, Default::default(), &log)
     };
     report.duration_ms = started.elapsed().as_millis() as u64;
+    report.timings.api_ms = crate::bitbucket::api_time_ms();
     let json = redactor.redact(&report.to_json());
     if let Some(path) = config::report_file(&raw) {
         if let Err(e) = write_report_file(&path, &json) {
@@ -92,7 +97,13 @@ fn write_report_file(path: &Path, json: &str) -> std::io::Result<()> {
     std::fs::write(path, format!("{json}\n"))
 }
 
-fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Report {
+fn execute(
+    raw: &RawVars,
+    cwd: &Path,
+    log: &Logger,
+    redactor: &Redactor,
+    started: Instant,
+) -> Report {
     let dry_run = config::parse_bool(raw.dry_run.as_deref(), "DRY_RUN", false).unwrap_or(true);
     let mode = if dry_run {
         WriteMode::InMemory
@@ -135,6 +146,7 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
         redactor.add(secret.expose());
     }
     let mut report = Report::new(Status::Failed, "");
+    report.timings.config_ms = started.elapsed().as_millis() as u64;
     report.repository = config.repository.clone();
     report.remote = Some(config.remote.url.clone());
     report.branch = Some(config.branch.clone());
@@ -162,6 +174,10 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
         sent: Vec::new(),
         current: None,
         closing_notes: Vec::new(),
+        started,
+        committed_bytes: 0,
+        ssh_bytes: 0,
+        pushed_objects: 0,
     };
     match push.commit_and_push() {
         Ok(()) => {}
@@ -178,6 +194,7 @@ fn execute(raw: &RawVars, cwd: &Path, log: &Logger, redactor: &Redactor) -> Repo
             }
         }
     }
+    push.record_sizes();
     push.post_code_insights();
     push.report
 }
@@ -218,6 +235,14 @@ struct Pusher<'a> {
     /// Sentences added to the blockage's explanation (what the attempts
     /// were, whether the push may have landed).
     closing_notes: Vec<String>,
+    /// When the run started (the closing line's time).
+    started: Instant,
+    /// The artifacts' size (report `sizes.bytes_committed`).
+    committed_bytes: u64,
+    /// Bytes of the packs pushed over SSH (HTTP counts its own).
+    ssh_bytes: u64,
+    /// Objects in the last pack sent.
+    pushed_objects: u64,
 }
 
 impl Pusher<'_> {
@@ -299,6 +324,10 @@ impl Pusher<'_> {
             CommitOutcome::Created(c) => c,
         };
         self.current = Some(artifact.clone());
+        let times = repo.commit_times();
+        self.report.timings.stage_ms = times.stage_ms;
+        self.report.timings.commit_ms = times.commit_ms;
+        self.committed_bytes = git::lfs::committed_bytes(repo.raw(), artifact.oid).unwrap_or(0);
         log.info(format!(
             "Committed {} file(s) as {} on top of {}.",
             artifact.files.len(),
@@ -392,6 +421,34 @@ impl Pusher<'_> {
             message: artifact.message.clone(),
             files: artifact.files.clone(),
         });
+    }
+
+    /// The report's `sizes`, once a commit was made.
+    fn record_sizes(&mut self) {
+        let Some(commit) = &self.report.commit else {
+            return;
+        };
+        self.report.sizes = Some(report::Sizes {
+            files: commit.files.len(),
+            bytes_committed: self.committed_bytes,
+            objects: self.pushed_objects,
+            bytes_sent: self.bytes_sent(),
+        });
+    }
+
+    fn bytes_sent(&self) -> u64 {
+        git::http::bytes_sent() + self.ssh_bytes
+    }
+
+    /// `1 file, 60.0 MiB committed, 60.1 MiB sent in 11.8 s`.
+    fn numbers(&self, files: usize) -> String {
+        format!(
+            "{files} file{}, {} committed, {} sent in {:.1} s",
+            if files == 1 { "" } else { "s" },
+            crate::progress::size(self.committed_bytes),
+            crate::progress::size(self.bytes_sent()),
+            self.started.elapsed().as_secs_f64()
+        )
     }
 
     fn endpoint(&self) -> Endpoint {

@@ -343,9 +343,15 @@ impl Pusher<'_> {
         self.report.attempts = attempt;
         // LFS objects first, as git-lfs's pre-push hook sends them: a
         // refusal there stops this attempt before the git push is sent.
+        let lfs_started = std::time::Instant::now();
         if let Some(evidence) = self.upload_lfs(&p.current, p.tip) {
+            self.report
+                .timings
+                .push_ms
+                .push(lfs_started.elapsed().as_millis() as u64);
             return Ok(self.attempt_refused(p, evidence));
         }
+        let lfs_ms = lfs_started.elapsed().as_millis() as u64;
         let mut updates = vec![(
             p.current.oid,
             format!("refs/heads/{}", config.branch),
@@ -366,7 +372,18 @@ impl Pusher<'_> {
         if !self.sent.iter().any(|c| c.oid == p.current.oid) {
             self.sent.push(p.current.clone());
         }
+        let attempt_started = std::time::Instant::now();
         let pushed = endpoint.push(self.repo, &updates);
+        self.report
+            .timings
+            .push_ms
+            .push(attempt_started.elapsed().as_millis() as u64 + lfs_ms);
+        if config.remote.transport == Transport::Ssh {
+            self.ssh_bytes += pushed.bytes;
+        }
+        if pushed.objects > 0 {
+            self.pushed_objects = pushed.objects;
+        }
         self.record_refs(&pushed.refs);
         // A tag this run landed (on a server without atomic pushes) is its own.
         if pushed.refs.iter().skip(1).any(|r| r.result == Some(Ok(()))) {
@@ -710,7 +727,12 @@ impl Pusher<'_> {
                 self.config.branch,
                 self.config.branch
             ),
-            None => format!("Pushed {} to {}.", short(commit.oid), self.config.branch),
+            None => format!(
+                "Pushed {} to {}: {}.",
+                short(commit.oid),
+                self.config.branch,
+                self.numbers(commit.files.len())
+            ),
         };
         if self.report.attempts > 1 {
             self.log.info(format!("{}.", self.attempts_summary()));

@@ -68,6 +68,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// The request carried an Authorization header (any).
     pub authorization: bool,
+    /// Bytes of the request's body that were read.
+    pub received: u64,
 }
 
 pub struct GitHttpServer {
@@ -427,6 +429,7 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             user: None,
             status: 3,
             authorization: req.headers.contains_key("authorization"),
+            received: 0,
         });
         std::thread::sleep(Duration::from_secs(30));
         return Ok(());
@@ -498,7 +501,7 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
     if matches!(&decision, Err(a) if a.status != 2 && a.status != 4) {
         read_body(&mut reader, &mut req, None)?;
     }
-    let record = |status: u16, user: Option<String>| {
+    let record = |status: u16, user: Option<String>, received: u64| {
         state.lock().unwrap().log.push(RequestRecord {
             method: req.method.clone(),
             path: req.path.clone(),
@@ -506,6 +509,7 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             user,
             status,
             authorization: req.headers.contains_key("authorization"),
+            received,
         });
     };
     let (user, truncate, lose) = match decision {
@@ -513,17 +517,17 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
         Err(a) if a.status == 2 => ("fault-injected".to_string(), true, false),
         Err(a) if a.status == 4 => ("fault-injected".to_string(), false, true),
         Err(a) if a.status == 1 => {
-            record(1, None);
+            record(1, None, req.body.len() as u64);
             let _ = out.shutdown(Shutdown::Both);
             return Ok(());
         }
         Err(a) if a.status == 0 => {
-            record(0, None);
+            record(0, None, req.body.len() as u64);
             std::thread::sleep(Duration::from_secs(30));
             return Ok(());
         }
         Err(a) => {
-            record(a.status, None);
+            record(a.status, None, req.body.len() as u64);
             let mut headers = vec![(
                 "Content-Type".to_string(),
                 "text/plain; charset=utf-8".to_string(),
@@ -545,8 +549,8 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
 
     if let Some(port) = lfs_port {
         let host = format!("127.0.0.1:{}", out.local_addr()?.port());
-        let status = forward(&mut reader, &mut out, &req, port, &host, rate)?;
-        record(status, Some(user));
+        let (status, received) = forward(&mut reader, &mut out, &req, port, &host, rate)?;
+        record(status, Some(user), received);
         let _ = out.shutdown(Shutdown::Both);
         return Ok(());
     }
@@ -586,11 +590,10 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
     let mut child = cmd.spawn()?;
     let mut stdin = child.stdin.take().unwrap();
     let headers = req.headers.clone();
-    let writer = std::thread::spawn(move || {
-        let _ = copy_body(&mut reader, &headers, rate, &mut stdin);
-    });
+    let writer =
+        std::thread::spawn(move || copy_body(&mut reader, &headers, rate, &mut stdin).unwrap_or(0));
     let output = child.wait_with_output()?;
-    let _ = writer.join();
+    let received = writer.join().unwrap_or(0);
     let raw = output.stdout;
     let split = find_header_end(&raw);
     let (head, body) = match split {
@@ -612,7 +615,7 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result
             }
         }
     }
-    record(status, Some(user));
+    record(status, Some(user), received);
     if lose {
         let _ = out.shutdown(Shutdown::Both);
         return Ok(());
@@ -647,7 +650,7 @@ fn forward(
     port: u16,
     host: &str,
     rate: Option<u64>,
-) -> std::io::Result<u16> {
+) -> std::io::Result<(u16, u64)> {
     let mut up = TcpStream::connect(("127.0.0.1", port))?;
     up.set_read_timeout(Some(Duration::from_secs(60)))?;
     let target = if req.query.is_empty() {
@@ -659,6 +662,7 @@ fn forward(
         "{} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n",
         req.method
     );
+    let received;
     let chunked = req
         .headers
         .get("transfer-encoding")
@@ -685,6 +689,7 @@ fn forward(
             body: Vec::new(),
         };
         read_body(reader, &mut whole, rate)?;
+        received = whole.body.len() as u64;
         head.push_str(&format!("Content-Length: {}\r\n\r\n", whole.body.len()));
         up.write_all(head.as_bytes())?;
         up.write_all(&whole.body)?;
@@ -694,6 +699,7 @@ fn forward(
             .get("content-length")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        received = len;
         head.push_str(&format!("Content-Length: {len}\r\n\r\n"));
         up.write_all(head.as_bytes())?;
         let started = std::time::Instant::now();
@@ -720,7 +726,7 @@ fn forward(
     out.write_all(status_line.as_bytes())?;
     std::io::copy(&mut answer, out)?;
     out.flush()?;
-    Ok(status)
+    Ok((status, received))
 }
 
 fn find_header_end(raw: &[u8]) -> Option<(usize, usize)> {

@@ -4,6 +4,7 @@
 //! checks its output contract.
 
 pub mod api;
+pub mod chart;
 pub mod demo;
 pub mod http;
 pub mod lfs;

@@ -14,6 +14,7 @@ mod lfs;
 mod lost_answers;
 mod outside;
 mod parity;
+mod progress;
 mod races;
 mod refusals;
 mod ssh;

@@ -752,3 +752,15 @@ fn working_tree_encoding() {
     .refused("working-tree-encoding")
     .check();
 }
+
+#[test]
+fn attributes_that_convert_nothing_keep_the_plain_path() {
+    // A root .gitattributes that says nothing about these files, or only
+    // `binary` / `-text` / `-ident`: committed byte for byte, CRLF kept.
+    case(
+        "printf '*.lfs filter=lfs diff=lfs merge=lfs -text\\n*.png binary\\n*.raw -text -ident\\n' > .gitattributes",
+        "mkdir gen; printf 'a\\r\\nb\\r\\n' > gen/a.json; printf '\\x89PNG\\r\\n' > gen/i.png; printf '$Id$\\r\\n' > gen/x.raw",
+    )
+    .files("gen")
+    .check();
+}

@@ -13,9 +13,11 @@
 
 use super::{LfsObject, Pointer, Store};
 use crate::git::http::{self, Answer, Exchange, ExchangeBody, HttpFailure};
+use crate::progress::{self, Meter, Unit};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The media type of the batch API.
@@ -159,8 +161,38 @@ fn upload_into(
     secret: &dyn Fn(&str),
     outcomes: &mut Vec<ObjectOutcome>,
 ) -> Result<(), LfsFailure> {
+    let meter = progress::meter("Uploading to Git LFS", Unit::Bytes, 0);
+    let result = upload_batches(
+        access, store, objects, refname, dry_run, secret, outcomes, &meter,
+    );
+    meter.finish();
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn upload_batches(
+    access: &Access,
+    store: &Store,
+    objects: &[LfsObject],
+    refname: &str,
+    dry_run: bool,
+    secret: &dyn Fn(&str),
+    outcomes: &mut Vec<ObjectOutcome>,
+    meter: &Arc<Meter>,
+) -> Result<(), LfsFailure> {
     for chunk in objects.chunks(BATCH_SIZE) {
         let answer = batch(access, chunk, refname)?;
+        let to_send: u64 = chunk
+            .iter()
+            .filter(|o| {
+                answer.objects.iter().any(|a| {
+                    a.oid.eq_ignore_ascii_case(&o.pointer.oid)
+                        && a.actions.as_ref().is_some_and(|x| x.upload.is_some())
+                })
+            })
+            .map(|o| o.pointer.size)
+            .sum();
+        meter.set(meter.done(), meter.done() + to_send);
         for action in answer
             .objects
             .iter()
@@ -198,7 +230,7 @@ fn upload_into(
                 outcomes.push(ObjectOutcome::WouldUpload);
                 continue;
             }
-            put(access, store, object, upload, &during)?;
+            put(access, store, object, upload, &during, meter)?;
             if let Some(verify) = found.actions.as_ref().and_then(|a| a.verify.as_ref()) {
                 verify_object(access, &object.pointer, verify, &during)?;
             }
@@ -237,6 +269,7 @@ fn batch(
         headers: headers.clone(),
         on_push_origin: access.on_push_origin(&url),
         body: ExchangeBody::Bytes(body.clone()),
+        progress: None,
     })?;
     if !(200..300).contains(&answer.status) {
         return Err(refused(during, &answer));
@@ -266,6 +299,7 @@ fn put(
     object: &LfsObject,
     action: &Action,
     during: &str,
+    meter: &Arc<Meter>,
 ) -> Result<(), LfsFailure> {
     let path = store.path(&object.pointer.oid);
     if !store.has(&object.pointer) {
@@ -295,6 +329,7 @@ fn put(
         headers: headers.clone(),
         on_push_origin: access.on_push_origin(&action.href),
         body: ExchangeBody::File(path.clone(), object.pointer.size),
+        progress: Some(meter.clone()),
     })?;
     if !(200..300).contains(&answer.status) {
         return Err(refused(during, &answer));
@@ -326,6 +361,7 @@ fn verify_object(
         headers: headers.clone(),
         on_push_origin: access.on_push_origin(&action.href),
         body: ExchangeBody::Bytes(body.clone()),
+        progress: None,
     })?;
     if !(200..300).contains(&answer.status) {
         return Err(refused(&format!("verifying ({during})"), &answer));

@@ -10,7 +10,11 @@
 //! (uploaded to giftless behind the same server; git runs with git-lfs
 //! installed in its clone, and its pre-push hook uploads).
 //!
-//! Run: `cargo run --release -p testkit --bin bench -- [--runs 5] [--files 1,1000,10000,200MB] [--history 5000]`
+//! With the default cases (or `--chart PATH`), it also writes the chart of
+//! BENCHMARKS.md (`docs/benchmarks.svg`): wall time and peak memory against
+//! the number of files and against file size, log scales.
+//!
+//! Run: `cargo run --release -p testkit --bin bench -- [--runs 5] [--files 1,100,1000,10000,1MB,20MB,200MB,lfs:1MB,lfs:20MB,lfs:200MB] [--history 5000] [--chart PATH]`
 
 use base64::Engine as _;
 use std::path::Path;
@@ -90,11 +94,22 @@ fn main() {
             .cloned()
     };
     let runs: usize = arg("--runs").and_then(|v| v.parse().ok()).unwrap_or(5);
+    let default_cases = arg("--files").is_none();
     let cases: Vec<Case> = arg("--files")
-        .unwrap_or_else(|| "1,1000,10000,200MB".into())
+        .unwrap_or_else(|| DEFAULT_CASES.into())
         .split(',')
         .filter_map(Case::parse)
         .collect();
+    let chart_path = arg("--chart").map(std::path::PathBuf::from).or_else(|| {
+        default_cases.then(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("workspace")
+                .join("docs/benchmarks.svg")
+        })
+    });
+    // (case, tool, wall ms, peak RSS MB) for the chart.
+    let mut medians: Vec<(&Case, &str, f64, f64)> = Vec::new();
     let history: usize = arg("--history")
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
@@ -216,6 +231,8 @@ fn main() {
         };
         let (cb_wall, cb_cpu, cb_rss) = med(&results[0].1);
         let (git_wall, git_cpu, git_rss) = med(&results[1].1);
+        medians.push((case, "commit-back", cb_wall, cb_rss));
+        medians.push((case, "git", git_wall, git_rss));
         let name = case.name();
         println!(
             "| {name} | commit-back | {cb_wall:.1} | {cb_cpu:.1} | {cb_rss:.1} | {:.2}× | {:.2}× | {:.2}× |",
@@ -248,12 +265,111 @@ fn main() {
         floor.len(),
         median(floor)
     );
+    if let Some(path) = chart_path {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, chart(&medians, runs, &git_version())).unwrap();
+        println!("chart written to {}", path.display());
+    }
     // What this process adds to every peak RSS above (see write_incompressible).
     let spawn_floor = measure(&mut Command::new("true"));
     println!(
         "peak RSS of `true` spawned the same way: {:.1} MB",
         spawn_floor.max_rss_kb as f64 / 1024.0
     );
+}
+
+const DEFAULT_CASES: &str = "1,100,1000,10000,1MB,20MB,200MB,lfs:1MB,lfs:20MB,lfs:200MB";
+
+/// Wall time and peak memory against the number of files and against file
+/// size (plain and in LFS), commit-back beside git.
+fn chart(medians: &[(&Case, &str, f64, f64)], runs: usize, git: &str) -> String {
+    use testkit::chart::{Panel, Series};
+    let series = |name: &str,
+                  tool: &str,
+                  x: &dyn Fn(&Case) -> Option<f64>,
+                  y: &dyn Fn(f64, f64) -> f64| Series {
+        name: name.to_owned(),
+        points: medians
+            .iter()
+            .filter(|(_, t, ..)| *t == tool)
+            .filter_map(|(case, _, wall, rss)| x(case).map(|x| (x, y(*wall, *rss))))
+            .collect(),
+    };
+    let files = |c: &Case| match c {
+        Case::SmallFiles(n) => Some(*n as f64),
+        _ => None,
+    };
+    let size = |c: &Case| match c {
+        Case::BigFile { megabytes } => Some(*megabytes as f64),
+        _ => None,
+    };
+    let lfs = |c: &Case| match c {
+        Case::LfsFile { megabytes } => Some(*megabytes as f64),
+        _ => None,
+    };
+    let wall = |w: f64, _| w;
+    let rss = |_, r: f64| r;
+    let panel = |title: &str,
+                 x_label: &str,
+                 y_label: &str,
+                 x: &dyn Fn(&Case) -> Option<f64>,
+                 y: &dyn Fn(f64, f64) -> f64,
+                 with_lfs: bool| {
+        let mut s = vec![
+            series("commit-back", "commit-back", x, y),
+            series("git CLI", "git", x, y),
+        ];
+        if with_lfs {
+            s.push(series("commit-back, Git LFS", "commit-back", &lfs, y));
+            s.push(series("git + git-lfs", "git", &lfs, y));
+        }
+        s.retain(|s| !s.points.is_empty());
+        Panel {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series: s,
+        }
+    };
+    let panels = [
+        panel(
+            "Wall time against files",
+            "files (small)",
+            "ms",
+            &files,
+            &wall,
+            false,
+        ),
+        panel(
+            "Peak memory against files",
+            "files (small)",
+            "MB",
+            &files,
+            &rss,
+            false,
+        ),
+        panel(
+            "Wall time against file size",
+            "one file, MB",
+            "ms",
+            &size,
+            &wall,
+            true,
+        ),
+        panel(
+            "Peak memory against file size",
+            "one file, MB",
+            "MB",
+            &size,
+            &rss,
+            true,
+        ),
+    ];
+    testkit::chart::svg(
+        &format!("commit-back vs {git}: commit and push, median of {runs} runs (log scales)"),
+        &panels,
+        2,
+    )
 }
 
 /// `megabytes` MiB of incompressible data, written 1 MiB at a time. This
