@@ -195,6 +195,16 @@ fn execute(
         }
     }
     push.record_sizes();
+    // Every run that committed ends with its numbers (a push says them in
+    // its closing line).
+    if push.report.status != Status::Pushed
+        && let Some(commit) = &push.report.commit
+    {
+        log.info(format!(
+            "{}.",
+            capitalise(&push.numbers(commit.files.len()))
+        ));
+    }
     push.post_code_insights();
     push.report
 }
@@ -511,6 +521,13 @@ fn retry_reason(kind: BlockageKind, evidence: &Evidence) -> String {
             _ => "The network failed".into(),
         },
     }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn short(oid: git2::Oid) -> String {

@@ -722,10 +722,11 @@ impl Pusher<'_> {
         self.report.status = Status::Pushed;
         self.report.summary = match lost_at {
             Some(n) => format!(
-                "Pushed {} to {}: the server's answer to attempt {n} was lost, but {} holds the commit.",
+                "Pushed {} to {}: the server's answer to attempt {n} was lost, but {} holds the commit ({}).",
                 short(commit.oid),
                 self.config.branch,
-                self.config.branch
+                self.config.branch,
+                self.numbers(commit.files.len())
             ),
             None => format!(
                 "Pushed {} to {}: {}.",

@@ -354,6 +354,14 @@ fn a_refused_upload_is_explained_and_nothing_is_pushed() {
     assert_eq!(run.status(), "blocked", "{}", run.stderr);
     assert_eq!(run.blockage_kind(), "lfs_refused");
     assert_eq!(run.code, 7);
+    // A refused run ends with its numbers too: nothing of the push was sent.
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("INFO: 1 file, 97.7 KiB committed, ")),
+        "{}",
+        run.stderr
+    );
     assert_eq!(run.report["blockage"]["http_status"], 403);
     assert!(run.stderr.contains("Forbidden"), "{}", run.stderr);
     // No git push was sent; the commit is kept for recovery.
