@@ -1,8 +1,9 @@
 //! Progress lines for the phases that can take long: staging large or many
 //! files, building the pack, uploading it, uploading LFS objects.
 //!
-//! A [`Meter`] counts what a phase did; once the phase has run for
-//! [`QUIET_FOR`], it prints a plain line at most every [`EVERY`] (the
+//! A [`Meter`] counts what a phase did; its clock starts with the first
+//! thing done (waiting for a connection or an answer is not the phase);
+//! once the phase has run for [`QUIET_FOR`], it prints a plain line at most every [`EVERY`] (the
 //! Pipelines log is not a terminal: no carriage-return bars), with
 //! done/total, the rate and, where the total is known, the time left. A
 //! phase that ends before it spoke says nothing; one that spoke says when it
@@ -43,7 +44,8 @@ pub struct Meter {
     unit: Unit,
     total: AtomicU64,
     done: AtomicU64,
-    started: Instant,
+    /// When the first thing was done (None: nothing yet).
+    started: Mutex<Option<Instant>>,
     /// When the last line was printed (None: never).
     last: Mutex<Option<Instant>>,
 }
@@ -55,7 +57,7 @@ pub fn meter(phase: &'static str, unit: Unit, total: u64) -> Arc<Meter> {
         unit,
         total: AtomicU64::new(total),
         done: AtomicU64::new(0),
-        started: Instant::now(),
+        started: Mutex::new(None),
         last: Mutex::new(None),
     })
 }
@@ -79,8 +81,23 @@ impl Meter {
         self.done.load(Ordering::Relaxed)
     }
 
+    /// Adds `n` to the total (a batch learns what it must send).
+    pub fn grow(&self, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn elapsed(&self) -> Option<Duration> {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if started.is_none() && self.done() > 0 {
+            *started = Some(Instant::now());
+        }
+        started.map(|s| s.elapsed())
+    }
+
     fn tick(&self) {
-        let elapsed = self.started.elapsed();
+        let Some(elapsed) = self.elapsed() else {
+            return;
+        };
         if elapsed < QUIET_FOR {
             return;
         }
@@ -103,8 +120,9 @@ impl Meter {
         ));
     }
 
-    /// The phase ended: a closing line if it said anything before.
-    pub fn finish(&self) {
+    /// The phase ended (`ok`: as it should): a closing line if it said
+    /// anything before.
+    pub fn finish(&self, ok: bool) {
         let spoke = self
             .last
             .lock()
@@ -115,10 +133,11 @@ impl Meter {
         }
         if let Some(sink) = SINK.read().unwrap_or_else(|e| e.into_inner()).clone() {
             sink(&format!(
-                "{}: done, {} in {:.1} s.",
+                "{}: {}, {} in {:.1} s.",
                 self.phase,
+                if ok { "done" } else { "stopped" },
                 amount(self.unit, self.done()),
-                self.started.elapsed().as_secs_f64()
+                self.elapsed().unwrap_or_default().as_secs_f64()
             ));
         }
     }
@@ -211,6 +230,54 @@ mod tests {
         assert_eq!(size(1536), "1.5 KiB");
     }
 
+    /// A meter whose first work was `ago`.
+    fn started(phase: &'static str, total: u64, ago: Duration) -> Arc<Meter> {
+        let m = meter(phase, Unit::Bytes, total);
+        m.done.store(1, Ordering::Relaxed);
+        *m.started.lock().unwrap() = Some(Instant::now() - ago);
+        m
+    }
+
+    #[test]
+    fn a_long_phase_speaks_at_most_every_few_seconds_then_says_it_is_done() {
+        let said = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = said.clone();
+        install(Some(Arc::new(move |l: &str| {
+            sink.lock().unwrap().push(l.to_owned())
+        })));
+        let m = started("Long", 100, Duration::from_secs(5));
+        m.set(10, 0);
+        m.set(20, 0); // within EVERY of the first line: silent
+        *m.last.lock().unwrap() = Some(Instant::now() - EVERY);
+        m.set(30, 0);
+        m.finish(true);
+        let failed = started("Failing", 0, Duration::from_secs(5));
+        failed.add(1);
+        failed.finish(false);
+        install(None);
+        let said: Vec<String> = said
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("Long") || l.starts_with("Failing"))
+            .cloned()
+            .collect();
+        assert_eq!(said.len(), 5, "{said:?}");
+        assert!(said[0].starts_with("Long: 10 B of 100 B (10%)"), "{said:?}");
+        assert!(said[1].starts_with("Long: 30 B of 100 B (30%)"), "{said:?}");
+        assert!(said[2].starts_with("Long: done, 30 B in 5."), "{said:?}");
+        assert!(said[4].starts_with("Failing: stopped, 2 B in "), "{said:?}");
+    }
+
+    #[test]
+    fn a_phase_that_waits_before_its_first_byte_is_timed_from_it() {
+        let m = meter("Waiting", Unit::Bytes, 10);
+        m.set(0, 10);
+        assert!(m.elapsed().is_none());
+        m.add(1);
+        assert!(m.elapsed().unwrap() < QUIET_FOR);
+    }
+
     #[test]
     fn a_quick_phase_says_nothing() {
         let said = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -221,7 +288,7 @@ mod tests {
         let m = meter("Quick", Unit::Bytes, 10);
         m.add(5);
         m.add(5);
-        m.finish();
+        m.finish(true);
         install(None);
         assert!(said.lock().unwrap().iter().all(|l| !l.starts_with("Quick")));
     }

@@ -63,8 +63,9 @@ pub struct Sizes {
     pub bytes_committed: u64,
     /// Objects in the pack of the last push that was sent.
     pub objects: u64,
-    /// Request body bytes sent over HTTP(S), every attempt and LFS upload
-    /// included (over SSH: the packs' bytes).
+    /// Request body bytes sent over HTTP(S): pushes and fetch negotiation
+    /// of every attempt, the Git LFS API and uploads; not the REST API's
+    /// (over SSH: the packs' bytes).
     pub bytes_sent: u64,
 }
 

@@ -99,12 +99,20 @@ impl Endpoint {
         let sent = Cell::new((0u64, 0u64));
         let result = {
             let mut callbacks = self.callbacks(&auth_attempts);
-            callbacks.pack_progress(|_stage, current, total| {
-                packing.set(current as u64, total as u64);
+            // Only the delta search counts toward a total (adding objects
+            // reports none, and would make the count go back).
+            callbacks.pack_progress(|stage, current, total| {
+                if stage == git2::PackBuilderStage::Deltafication {
+                    packing.set(current as u64, total as u64);
+                }
             });
-            callbacks.push_transfer_progress(|_current, total, bytes| {
+            callbacks.push_transfer_progress(|current, total, bytes| {
                 sent.set((total as u64, bytes as u64));
-                uploading.set(bytes as u64, 0);
+                // libgit2 reports once more after the server answered
+                // (current == total): that is not upload progress.
+                if current < total {
+                    uploading.set(bytes as u64, 0);
+                }
             });
             callbacks.sideband_progress(|data| {
                 sideband
@@ -135,8 +143,8 @@ impl Endpoint {
                 .remote_anonymous(&self.url)
                 .and_then(|mut remote| remote.push(&refspecs, Some(&mut opts)))
         };
-        packing.finish();
-        uploading.finish();
+        packing.finish(result.is_ok());
+        uploading.finish(result.is_ok());
         let remote_lines = split_lines(&sideband.into_inner());
         let (statuses, olds) = (statuses.into_inner(), olds.into_inner());
         let refs: Vec<RefUpdate> = updates

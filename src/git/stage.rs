@@ -263,7 +263,7 @@ impl Stager {
                     .add(&entry)
                     .with_context(|| format!("staging {name}"))?;
             }
-            meter.finish();
+            meter.finish(true);
         }
         for (path, head, stat) in &self.gitlinks {
             index
@@ -277,7 +277,7 @@ impl Stager {
         let odb = repo.odb()?;
         let hashing = progress::meter("Hashing new files", Unit::Bytes, self.claimed_bytes);
         let blobs = hash_files(workdir, &self.claimed, &hashing)?;
-        hashing.finish();
+        hashing.finish(true);
         // One copy of each new content: a pack must not hold an object twice
         // (libgit2's indexer refuses it) nor what the repository already has.
         let mut seen = HashSet::new();
@@ -295,7 +295,7 @@ impl Stager {
             let total = new.iter().map(|(_, b)| b.stat.size).sum();
             let packing = progress::meter("Writing new files", Unit::Bytes, total);
             write_pack(Libgit2Writer(&mut writer), workdir, &new, &packing)?;
-            packing.finish();
+            packing.finish(true);
             writer.commit().context("writing the pack of new files")?;
         }
 
@@ -401,13 +401,12 @@ unsafe extern "C" {
 /// [`CONVERSION_ATTRIBUTES`] for `file`, in one lookup: six `get_attr`
 /// calls each walk every attribute file again, which cost 10,000 files
 /// under a root `.gitattributes` about 1.6 s (bench, 2026-12-02).
-fn conversion_attributes(repo: &Repository, file: &Path) -> [Attr; 6] {
+/// None when libgit2 could not read them (then libgit2 stages the path
+/// itself, and fails loudly if it must).
+fn conversion_attributes(repo: &Repository, file: &Path) -> Option<[Attr; 6]> {
     use git2::Binding as _;
     use std::os::unix::ffi::OsStrExt as _;
-    let unknown = || std::array::from_fn(|_| Attr::Unspecified);
-    let Ok(path) = std::ffi::CString::new(file.as_os_str().as_bytes()) else {
-        return unknown();
-    };
+    let path = std::ffi::CString::new(file.as_os_str().as_bytes()).ok()?;
     let mut names: [*const std::ffi::c_char; 6] = CONVERSION_ATTRIBUTES.map(|n| n.as_ptr());
     let mut values: [*const std::ffi::c_char; 6] = [std::ptr::null(); 6];
     // SAFETY: a live repository; `path` and the names are NUL-terminated and
@@ -424,9 +423,9 @@ fn conversion_attributes(repo: &Repository, file: &Path) -> [Attr; 6] {
         )
     };
     if rc != 0 {
-        return unknown();
+        return None;
     }
-    values.map(|v| {
+    Some(values.map(|v| {
         if v.is_null() {
             return Attr::Unspecified;
         }
@@ -440,12 +439,15 @@ fn conversion_attributes(repo: &Repository, file: &Path) -> [Attr; 6] {
             Ok(AttrValue::Unspecified) => Attr::Unspecified,
             _ => Attr::Value(text.to_string_lossy().into_owned()),
         }
-    })
+    }))
 }
 
 fn external_conversion(repo: &Repository, file: &Path) -> Conversion {
     let path = file.to_string_lossy();
-    let [filter, encoding, text, eol, ident, crlf] = conversion_attributes(repo, file);
+    // Unreadable attributes: never the fast path (a filter could be hidden).
+    let Some([filter, encoding, text, eol, ident, crlf]) = conversion_attributes(repo, file) else {
+        return Conversion::None;
+    };
     if let Attr::Value(driver) = filter {
         if driver == "lfs" {
             if super::lfs::has_extensions(repo) {
@@ -477,16 +479,27 @@ fn external_conversion(repo: &Repository, file: &Path) -> Conversion {
         };
         return Conversion::Refused(why);
     }
-    if let Attr::Value(encoding) = encoding {
-        let utf8 = matches!(encoding.to_ascii_lowercase().as_str(), "utf-8" | "utf8");
-        if !utf8 {
+    match &encoding {
+        // git dies on these: "true/false are no valid working-tree-encodings".
+        Attr::Set | Attr::Unset => {
             return Conversion::Refused(format!(
-                "'{path}' has working-tree-encoding={encoding} in its attributes: git would \
-                 convert it to UTF-8 with iconv, which commit-back does not do; commit it from \
-                 a step where git is installed, or leave it out of FILES"
+                "'{path}' has working-tree-encoding set without a value in its attributes, \
+                 which git refuses (\"true/false are no valid working-tree-encodings\"); \
+                 give it an encoding or remove it"
             ));
         }
-        return Conversion::None;
+        Attr::Value(encoding) => {
+            let utf8 = matches!(encoding.to_ascii_lowercase().as_str(), "utf-8" | "utf8");
+            if !utf8 {
+                return Conversion::Refused(format!(
+                    "'{path}' has working-tree-encoding={encoding} in its attributes: git would \
+                     convert it to UTF-8 with iconv, which commit-back does not do; commit it \
+                     from a step where git is installed, or leave it out of FILES"
+                ));
+            }
+            // UTF-8 is no conversion: the other attributes decide.
+        }
+        Attr::Unspecified => {}
     }
     // No attribute that converts content is set (unset, or `-text`,
     // `binary`, `-ident`…): the bytes are committed as they are, so the

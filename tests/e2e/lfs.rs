@@ -718,3 +718,36 @@ fn lfs_objects_of_a_commit_an_earlier_step_made_are_uploaded_too() {
     assert_eq!(f.fetched_by_git_lfs("docs/manual.bin"), earlier);
     assert_eq!(f.fetched_by_git_lfs("out/app.bin"), artifact);
 }
+
+#[test]
+fn a_slow_lfs_upload_shows_progress_with_the_time_left() {
+    let f = fixture(None);
+    // 24 MiB read by the server at 2 MiB/s: the loopback buffers take a
+    // few MiB at once, the rest moves at the server's pace.
+    let content = testkit::incompressible(24 * 1024 * 1024, 17);
+    f.write("out/app.bin", &content);
+    f.server.throttle_uploads(2 * 1024 * 1024);
+    let run = f.run(&[("FILES", "out")]);
+    assert_eq!(run.status(), "pushed", "{}", run.stderr);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("INFO: Uploading to Git LFS: ") && !l.contains(": done, "))
+        .collect();
+    assert!(lines.len() >= 2, "{}", run.stderr);
+    assert!(
+        lines.iter().all(|l| l.contains(" of 24.0 MiB (")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("/s, about ") && l.ends_with(" left.")),
+        "{lines:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("INFO: Uploading to Git LFS: done, 24.0 MiB in ")
+    );
+    assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
+}

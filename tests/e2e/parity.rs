@@ -764,3 +764,35 @@ fn attributes_that_convert_nothing_keep_the_plain_path() {
     .files("gen")
     .check();
 }
+
+#[test]
+fn legacy_and_mixed_conversion_attributes() {
+    // Each decides alone whether the bytes are converted: held to git
+    // whichever way commit-back stages them.
+    case(
+        "printf '*.c crlf\\n*.i crlf=input\\n*.n -crlf\\n*.ti -text ident\\n*.te -text eol=crlf\\n*.nt !text\\n*.u working-tree-encoding=UTF-8\\n*.e eol\\n' > .gitattributes",
+        "mkdir gen; for e in c i n ti te nt u e; do printf 'a\\r\\n$Id$\\r\\n' > gen/f.$e; done",
+    )
+    .files("gen")
+    .check();
+}
+
+#[test]
+fn autocrlf_input_under_a_root_gitattributes() {
+    case(
+        "printf '*.lfs filter=lfs diff=lfs merge=lfs -text\\n' > .gitattributes",
+        "git config core.autocrlf input; mkdir gen; printf 'a\\r\\nb\\r\\n' > gen/a.txt",
+    )
+    .files("gen")
+    .check();
+}
+
+#[test]
+fn working_tree_encoding_without_a_value_is_refused_as_git_refuses_it() {
+    case(
+        "printf '*.w working-tree-encoding\\n' > .gitattributes",
+        "mkdir gen; printf 'a\\n' > gen/a.w",
+    )
+    .files("gen")
+    .check();
+}

@@ -165,7 +165,7 @@ fn upload_into(
     let result = upload_batches(
         access, store, objects, refname, dry_run, secret, outcomes, &meter,
     );
-    meter.finish();
+    meter.finish(result.is_ok());
     result
 }
 
@@ -192,7 +192,9 @@ fn upload_batches(
             })
             .map(|o| o.pointer.size)
             .sum();
-        meter.set(meter.done(), meter.done() + to_send);
+        if !dry_run {
+            meter.grow(to_send);
+        }
         for action in answer
             .objects
             .iter()
@@ -323,12 +325,17 @@ fn put(
             Secret::new("application/octet-stream".to_owned()),
         ));
     }
+    // A retried upload starts again from here, in the count too.
+    let before = meter.done();
     let answer = send(during, || Exchange {
         method: reqwest::Method::PUT,
         url: &action.href,
         headers: headers.clone(),
         on_push_origin: access.on_push_origin(&action.href),
-        body: ExchangeBody::File(path.clone(), object.pointer.size),
+        body: {
+            meter.set(before, 0);
+            ExchangeBody::File(path.clone(), object.pointer.size)
+        },
         progress: Some(meter.clone()),
     })?;
     if !(200..300).contains(&answer.status) {
