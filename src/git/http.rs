@@ -366,7 +366,7 @@ impl SmartSubtransport for Subtransport {
 }
 
 /// Credentials never travel in the URL: the Authorization header carries them.
-fn strip_userinfo(url: &str) -> String {
+pub(crate) fn strip_userinfo(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));

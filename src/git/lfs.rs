@@ -537,7 +537,7 @@ pub fn endpoint(repo: &Repository, remote: Option<&str>, push_url: &str) -> Endp
 fn derived_or_given(url: &str) -> Endpoint {
     if url.starts_with("http://") || url.starts_with("https://") {
         Endpoint {
-            url: strip_userinfo(url.trim_end_matches('/')),
+            url: super::http::strip_userinfo(url.trim_end_matches('/')),
             source: String::new(),
             ssh: None,
         }
@@ -567,7 +567,7 @@ fn derived(push_url: &str) -> Endpoint {
     };
     if url.starts_with("http://") || url.starts_with("https://") {
         return Endpoint {
-            url: lfs(&strip_userinfo(url)),
+            url: lfs(&super::http::strip_userinfo(url)),
             source: "the push URL".into(),
             ssh: None,
         };
@@ -600,17 +600,6 @@ fn ssh_parts(url: &str) -> (String, String) {
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
             (host.to_owned(), path.to_owned())
         }
-    }
-}
-
-fn strip_userinfo(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_owned(),
     }
 }
 

@@ -90,7 +90,7 @@ impl Pusher<'_> {
             "{} {} Git LFS object(s), {}, with {}.",
             if dry_run { "Checking" } else { "Uploading" },
             todo.len(),
-            human_size(total),
+            crate::progress::size(total),
             access.url
         ));
         let lfs_report = self.report.lfs.get_or_insert_with(|| report::Lfs {
@@ -112,46 +112,42 @@ impl Pusher<'_> {
         let transferred = transfer::upload(&access, &store, &todo, &refname, dry_run, &|s| {
             redactor.add(s)
         });
-        {
+        let lfs_report = self.report.lfs.as_mut().expect("set above");
+        for (object, outcome) in todo.iter().zip(transferred.outcomes) {
+            let name = match outcome {
+                ObjectOutcome::Uploaded => "uploaded",
+                ObjectOutcome::AlreadyPresent => "already_present",
+                ObjectOutcome::WouldUpload => "would_upload",
+            };
+            if let Some(r) = lfs_report
+                .objects
+                .iter_mut()
+                .find(|r| r.oid == object.pointer.oid && r.outcome == "pending")
             {
-                let lfs_report = self.report.lfs.as_mut().expect("set above");
-                for (object, outcome) in todo.iter().zip(transferred.outcomes) {
-                    let name = match outcome {
-                        ObjectOutcome::Uploaded => "uploaded",
-                        ObjectOutcome::AlreadyPresent => "already_present",
-                        ObjectOutcome::WouldUpload => "would_upload",
-                    };
-                    if let Some(r) = lfs_report
-                        .objects
-                        .iter_mut()
-                        .find(|r| r.oid == object.pointer.oid && r.outcome == "pending")
-                    {
-                        r.outcome = name.into();
-                    }
-                    self.log.debug(format!(
-                        "  LFS {} ({}): {}",
-                        object.path,
-                        human_size(object.pointer.size),
-                        name.replace('_', " ")
-                    ));
-                }
-                if let Some(failure) = transferred.failure {
-                    return Some(lfs_evidence(failure));
-                }
-                let count = |n: &str| lfs_report.objects.iter().filter(|o| o.outcome == n).count();
-                self.log.info(format!(
-                    "Git LFS: {} uploaded, {} already on the server{}.",
-                    count("uploaded"),
-                    count("already_present"),
-                    if dry_run {
-                        format!(", {} would be uploaded", count("would_upload"))
-                    } else {
-                        String::new()
-                    }
-                ));
-                None
+                r.outcome = name.into();
             }
+            self.log.debug(format!(
+                "  LFS {} ({}): {}",
+                object.path,
+                crate::progress::size(object.pointer.size),
+                name.replace('_', " ")
+            ));
         }
+        if let Some(failure) = transferred.failure {
+            return Some(lfs_evidence(failure));
+        }
+        let count = |n: &str| lfs_report.objects.iter().filter(|o| o.outcome == n).count();
+        self.log.info(format!(
+            "Git LFS: {} uploaded, {} already on the server{}.",
+            count("uploaded"),
+            count("already_present"),
+            if dry_run {
+                format!(", {} would be uploaded", count("would_upload"))
+            } else {
+                String::new()
+            }
+        ));
+        None
     }
 
     /// The batch endpoint and how to reach it, as git-lfs finds it.
@@ -274,7 +270,7 @@ impl Pusher<'_> {
         for (path, size) in large {
             self.log.warning(format!(
                 "{path} is {} and is committed whole: Bitbucket Cloud refuses files over 100 MB in a push unless the limit is turned off (Repository settings > Advanced). Track it with Git LFS: add `{} filter=lfs diff=lfs merge=lfs -text` to .gitattributes, and commit-back commits a pointer and uploads the file itself.",
-                human_size(size),
+                crate::progress::size(size),
                 lfs_pattern(&path)
             ));
         }
@@ -309,29 +305,13 @@ fn lfs_evidence(f: LfsFailure) -> Evidence {
     }
 }
 
-pub(super) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sizes_and_patterns_read_well() {
-        assert_eq!(human_size(12), "12 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(200 * 1024 * 1024), "200.0 MiB");
+        assert_eq!(crate::progress::size(200 * 1024 * 1024), "200.0 MiB");
         assert_eq!(lfs_pattern("out/app bundle.bin"), "/out/app\\ bundle.bin");
     }
 }

@@ -130,6 +130,14 @@ impl Lfs {
             .count()
     }
 
+    fn batch_requests(&self) -> Vec<testkit::http::RequestRecord> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/objects/batch"))
+            .collect()
+    }
+
     fn uploads(&self) -> usize {
         self.server
             .requests()
@@ -224,12 +232,7 @@ fn a_new_lfs_file_is_committed_as_git_lfs_commits_it_and_uploaded() {
     );
     // The batch request carried the credential; the hrefs (on the same
     // origin) carried giftless's own tokens instead.
-    let batch: Vec<_> = f
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/objects/batch"))
-        .collect();
+    let batch = f.batch_requests();
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].user.as_deref(), Some("token-user"));
     assert_eq!(f.requests("POST", "/objects/storage/verify"), 1);
@@ -558,12 +561,7 @@ fn over_ssh_git_lfs_authenticate_names_the_endpoint_and_its_header() {
         format!("git-lfs-authenticate {} upload", f.bare.display())
     );
     // The batch request went with the server's token, as the SSH user.
-    let batch: Vec<_> = f
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/objects/batch"))
-        .collect();
+    let batch = f.batch_requests();
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].user.as_deref(), Some("ssh-bot"));
     assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
@@ -587,12 +585,7 @@ fn through_the_pipelines_auth_proxy() {
     if run.status() != "pushed" {
         panic!("{}\n{}", run.stderr, run.stdout);
     }
-    let batch: Vec<_> = f
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/objects/batch"))
-        .collect();
+    let batch = f.batch_requests();
     assert_eq!(batch.len(), 1);
     assert!(batch[0].proxied);
     assert_eq!(batch[0].user.as_deref(), Some("pipeline-user"));

@@ -139,7 +139,8 @@ pub fn upload(
     secret: &dyn Fn(&str),
 ) -> Transferred {
     let mut outcomes = Vec::with_capacity(objects.len());
-    let failure = upload_into(
+    let meter = progress::meter("Uploading to Git LFS", Unit::Bytes, 0);
+    let result = upload_batches(
         access,
         store,
         objects,
@@ -147,26 +148,13 @@ pub fn upload(
         dry_run,
         secret,
         &mut outcomes,
-    )
-    .err();
-    Transferred { outcomes, failure }
-}
-
-fn upload_into(
-    access: &Access,
-    store: &Store,
-    objects: &[LfsObject],
-    refname: &str,
-    dry_run: bool,
-    secret: &dyn Fn(&str),
-    outcomes: &mut Vec<ObjectOutcome>,
-) -> Result<(), LfsFailure> {
-    let meter = progress::meter("Uploading to Git LFS", Unit::Bytes, 0);
-    let result = upload_batches(
-        access, store, objects, refname, dry_run, secret, outcomes, &meter,
+        &meter,
     );
     meter.finish(result.is_ok());
-    result
+    Transferred {
+        outcomes,
+        failure: result.err(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
