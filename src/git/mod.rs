@@ -44,6 +44,22 @@ pub struct CommitRequest<'a> {
     pub keep_unchanged: bool,
 }
 
+#[cfg(test)]
+impl<'a> CommitRequest<'a> {
+    /// What the unit tests commit with: `specs`, fixed names, no trailer.
+    pub(crate) fn for_test(specs: &'a [String]) -> Self {
+        CommitRequest {
+            specs,
+            include_ignored: false,
+            message: "m",
+            author_name: "a",
+            author_email: "a@b",
+            trailer_value: "t",
+            keep_unchanged: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ArtifactCommit {
     pub oid: Oid,
@@ -682,15 +698,7 @@ mod tests {
         let files = crate::config::parse_files(Some(&specs.join("\n")), Some(&dir)).unwrap();
         assert_eq!(files.len(), 100_000);
         let repo = Repo::open(&dir, WriteMode::InMemory).unwrap();
-        let req = CommitRequest {
-            specs: &files,
-            include_ignored: false,
-            message: "m",
-            author_name: "a",
-            author_email: "a@b",
-            trailer_value: "t",
-            keep_unchanged: false,
-        };
+        let req = CommitRequest::for_test(&files);
         match repo.commit_artifacts(&req, WriteMode::InMemory).unwrap() {
             CommitOutcome::Created(c) => assert_eq!(c.files, ["gen/wanted.json"]),
             _ => panic!("the wanted file was not staged"),

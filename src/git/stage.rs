@@ -1054,15 +1054,8 @@ mod tests {
 
     fn staged_by_commit_back(dir: &Path) -> String {
         let repo = Repo::open(dir, WriteMode::Disk).unwrap();
-        let req = CommitRequest {
-            specs: &[".".to_owned()],
-            include_ignored: false,
-            message: "m",
-            author_name: "a",
-            author_email: "a@b",
-            trailer_value: "t",
-            keep_unchanged: false,
-        };
+        let specs = [".".to_owned()];
+        let req = CommitRequest::for_test(&specs);
         match repo.commit_artifacts(&req, WriteMode::Disk).unwrap() {
             CommitOutcome::Created(c) => {
                 // Nothing but objects before the push is accepted…
@@ -1128,15 +1121,8 @@ mod tests {
         std::fs::write(dir.join("artifact.txt"), "a\n").unwrap();
 
         let repo = Repo::open(&dir, WriteMode::Disk).unwrap();
-        let req = CommitRequest {
-            specs: &["artifact.txt".to_owned()],
-            include_ignored: false,
-            message: "m",
-            author_name: "a",
-            author_email: "a@b",
-            trailer_value: "t",
-            keep_unchanged: false,
-        };
+        let specs = ["artifact.txt".to_owned()];
+        let req = CommitRequest::for_test(&specs);
         let CommitOutcome::Created(c) = repo.commit_artifacts(&req, WriteMode::Disk).unwrap()
         else {
             panic!("nothing staged");
