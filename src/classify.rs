@@ -61,6 +61,11 @@ pub struct Situation {
     /// What the REST API said about the identity and the branch's rules.
     pub api: Option<ApiContext>,
     pub on_restricted: OnRestricted,
+    /// The key that signed the commits (`SSH key ssh-ed25519 SHA256:…
+    /// (SIGNING_KEY)`), None when unsigned.
+    pub signed_with: Option<String>,
+    /// AUTHOR_EMAIL: the committer e-mail a signature is matched against.
+    pub committer_email: String,
 }
 
 impl Evidence {
@@ -150,6 +155,12 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
         || (has("exceeds") && has("100 mb"))
     {
         return RepositorySizeLimit;
+    }
+    // Premium workspaces can enforce signed commits; the text of that
+    // refusal is NOT CONFIRMED (bitbucket-facts.md, "Signed commits"): any
+    // server line about unsigned commits or commit signatures counts.
+    if about_signatures(e) {
+        return SignatureRequired;
     }
     // Community 2249496 (current form) and BCLOUD-12157 (older lowercase).
     // Force-push and deletion restriction texts are NOT CONFIRMED: loose match.
@@ -271,6 +282,31 @@ pub(crate) fn tls_certificate_refused(e: &Evidence) -> bool {
     .any(|needle| t.contains(needle))
 }
 
+/// Whether the server's own lines (never libgit2's errors, where SSH host
+/// key signatures are discussed) speak of commit signatures.
+fn about_signatures(e: &Evidence) -> bool {
+    let mut server = e.remote_lines.join("\n");
+    if let Some(s) = &e.ref_status {
+        server.push('\n');
+        server.push_str(s);
+    }
+    let server = server.to_lowercase();
+    [
+        "unsigned",
+        "not signed",
+        "must be signed",
+        "signed commit",
+        "commit signature",
+        "gpg signature",
+        "ssh signature",
+        "unverified signature",
+        "signature could not be verified",
+        "signing key",
+    ]
+    .iter()
+    .any(|needle| server.contains(needle))
+}
+
 /// The full blockage for the report: kind, words, remedies.
 pub fn classify(e: &Evidence, s: &Situation) -> Blockage {
     blockage_for(kind_of(e, s.credential), e, s)
@@ -373,6 +409,16 @@ fn words(kind: BlockageKind, e: &Evidence, s: &Situation) -> (String, String) {
                 _ => format!(
                     "Bitbucket refused the update of '{branch}' because a branch restriction limits who may write to it, and the account behind {who} is not among the allowed users or groups."
                 ),
+            },
+        ),
+        SignatureRequired => (
+            format!("Bitbucket refused the push to '{branch}' for its commit signatures."),
+            match &s.signed_with {
+                Some(key) => format!(
+                    "The server refused the artifact commit's signature. It was signed with the {key}; Bitbucket accepts a signature as verified only when that key is added as a signing key to a Bitbucket account and the committer e-mail ({}) is a verified e-mail address of the same account.",
+                    s.committer_email
+                ),
+                None => "The server requires signed commits (a Premium workspace can enforce them), and the artifact commit was not signed: SIGNING_KEY is not set.".into(),
             },
         ),
         TwoStepVerification => (
@@ -649,6 +695,8 @@ mod tests {
             repository: Some("acme/site".into()),
             api,
             on_restricted: OnRestricted::Fail,
+            signed_with: None,
+            committer_email: "bot@example.com".into(),
         }
     }
 
@@ -812,6 +860,23 @@ mod tests {
                 "lfs_storage_quota",
                 lfs(507, "Insufficient storage"),
                 situation(AccessToken, None),
+            ),
+            (
+                "signature_required_unsigned",
+                // Not Bitbucket's text (unconfirmed): a hook's, matched loosely.
+                hook("refusing unsigned commit 1234abcd: commits to main must be signed"),
+                situation(AccessToken, None),
+            ),
+            (
+                "signature_required_signed",
+                hook("commit 1234abcd: the commit signature could not be verified"),
+                Situation {
+                    signed_with: Some(
+                        "SSH key ssh-ed25519 SHA256:2g7c1yE0Qm1kqRkP0Y9jz7m4y8a0Xo6o8G0i3yJ5z5A (SIGNING_KEY)"
+                            .into(),
+                    ),
+                    ..situation(ApiToken, None)
+                },
             ),
             (
                 "rebase_conflict",

@@ -250,22 +250,25 @@ pub fn resolve(raw: &RawVars) -> Result<Credential, Vec<ConfigError>> {
 fn decode_ssh_key(value: &str) -> Result<Secret, ConfigError> {
     let fix =
         "encode the private key with `base64 -w 0 < id_ed25519` and set the result as SSH_KEY";
-    let text = if value.trim_start().starts_with("-----BEGIN") {
-        value.to_owned()
-    } else {
-        let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(compact.as_bytes())
-            .map_err(|_| ConfigError::new("SSH_KEY", format!("is not valid base64; {fix}")))?;
-        String::from_utf8(bytes).map_err(|_| {
-            ConfigError::new(
-                "SSH_KEY",
-                format!("does not decode to a text private key; {fix}"),
-            )
-        })?
-    };
+    let text =
+        key_text(value).map_err(|why| ConfigError::new("SSH_KEY", format!("{why}; {fix}")))?;
     check_private_key(&text).map_err(|why| ConfigError::new("SSH_KEY", format!("{why}; {fix}")))?;
     Ok(Secret::new(text))
+}
+
+/// A key variable's text: base64 of the key file (Pipelines variables
+/// cannot hold line breaks), or the armored text itself, for
+/// `docker run -e SSH_KEY="$(cat key)"`. The error says why in words, never
+/// repeating the value.
+pub(crate) fn key_text(value: &str) -> Result<String, &'static str> {
+    if value.trim_start().starts_with("-----BEGIN") {
+        return Ok(value.to_owned());
+    }
+    let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|_| "is not valid base64")?;
+    String::from_utf8(bytes).map_err(|_| "does not decode to a text private key")
 }
 
 fn check_private_key(text: &str) -> Result<(), String> {

@@ -21,6 +21,7 @@ const KINDS: &[BlockageKind] = &[
     BlockageKind::RepositorySizeLimit,
     BlockageKind::LfsRefused,
     BlockageKind::LfsStorageQuota,
+    BlockageKind::SignatureRequired,
     BlockageKind::HookRejected,
     BlockageKind::Unknown,
 ];

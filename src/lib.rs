@@ -18,5 +18,6 @@ pub mod remedies;
 pub mod report;
 pub mod run;
 pub mod secret;
+pub mod signing;
 pub mod text;
 pub mod variables;

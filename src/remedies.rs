@@ -28,6 +28,10 @@ const DOCS_SIZE: &str =
     "https://support.atlassian.com/bitbucket-cloud/docs/reduce-repository-size/";
 const DOCS_LFS_STORAGE: &str =
     "https://support.atlassian.com/bitbucket-cloud/docs/storage-policy-for-git-lfs/";
+const DOCS_SSH_SIGNING: &str =
+    "https://support.atlassian.com/bitbucket-cloud/docs/use-ssh-keys-to-sign-commits/";
+const DOCS_GPG_SIGNING: &str =
+    "https://support.atlassian.com/bitbucket-cloud/docs/use-gpg-keys-to-sign-commits/";
 const DOCS_SSH_KEYS: &str =
     "https://support.atlassian.com/bitbucket-cloud/docs/set-up-personal-ssh-keys-on-linux/";
 
@@ -178,6 +182,7 @@ pub fn remedies(kind: BlockageKind, e: &Evidence, s: &Situation) -> Vec<Remedy> 
             ));
             list
         }
+        SignatureRequired => signature_remedies(s),
         LfsStorageQuota => vec![remedy(
             "Free LFS storage, or add more",
             &[
@@ -328,4 +333,46 @@ fn branch_restriction(s: &Situation, bot_api_token: Remedy) -> Vec<Remedy> {
         list.push(pull_request);
     }
     list
+}
+
+/// A refusal about signatures: sign, or make the signature one Bitbucket can
+/// tie to an account (key registered for signing, committer e-mail verified).
+fn signature_remedies(s: &Situation) -> Vec<Remedy> {
+    let token = matches!(
+        s.credential,
+        CredentialKind::AccessToken | CredentialKind::Pipeline
+    );
+    let owner = if token {
+        "Access tokens and the pipeline cannot own keys: the signing key belongs to a bot (or person's) Atlassian account, which need not be the account that pushes."
+    } else {
+        "The signing key belongs to an Atlassian account (a bot account is usual); it need not be the account that pushes."
+    };
+    let email = format!(
+        "Set AUTHOR_EMAIL (now {}) to a verified e-mail address of that account: Bitbucket matches the committer e-mail against the key owner's verified addresses.",
+        s.committer_email
+    );
+    match &s.signed_with {
+        None => vec![remedy(
+            "Sign the artifact commits",
+            &[
+                owner,
+                "Create a key for signing: `ssh-keygen -t ed25519 -N '' -C bot -f bot_signing` (or an OpenPGP key with gpg).",
+                "As the account that will own it, add the public key (bot_signing.pub) as a signing key: SSH keys and GPG keys are under the account's personal Bitbucket settings (see the guide).",
+                "Add a secured repository variable SIGNING_KEY with `base64 -w 0 < bot_signing` (or `gpg --armor --export-secret-keys KEYID | base64 -w 0`); commit-back signs every commit and tag with it.",
+                &email,
+            ],
+            Some(DOCS_SSH_SIGNING),
+        )],
+        Some(key) => vec![remedy(
+            "Make the signature verifiable by Bitbucket",
+            &[
+                &format!("The commits were signed with the {key}."),
+                "Add its public key to the owning account as a signing key, under the account's personal Bitbucket settings (SSH keys, or GPG keys for OpenPGP; see the guide).",
+                &email,
+                owner,
+                "If the workspace accepts only GPG signatures, sign with an OpenPGP key (SIGNING_KEY from `gpg --armor --export-secret-keys`).",
+            ],
+            Some(DOCS_GPG_SIGNING),
+        )],
+    }
 }

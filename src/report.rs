@@ -38,6 +38,9 @@ pub enum BlockageKind {
     /// The Git LFS server is out of storage for this repository, or refused
     /// the object's size.
     LfsStorageQuota,
+    /// The server refused the commits for their signatures (unsigned, or
+    /// signed by a key it cannot verify).
+    SignatureRequired,
     NonFastForward,
     RebaseConflict,
     /// TAG exists on the remote at another commit; tags are never moved.
@@ -111,6 +114,18 @@ pub struct Commit {
     pub parent: Option<String>,
     pub message: String,
     pub files: Vec<String>,
+    /// How the commit (and the tag) is signed; null when unsigned.
+    pub signature: Option<Signature>,
+}
+
+/// The key that signed, never its material.
+#[derive(Debug, Clone, Serialize)]
+pub struct Signature {
+    pub format: crate::signing::SignatureFormat,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `rsa-sha2-512`; `ed25519`, `rsa`, `ecdsa` (OpenPGP).
+    pub key_type: String,
+    /// `SHA256:…` (SSH, as `ssh-keygen -l`), 40 hex digits (OpenPGP, the signing key's).
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -284,7 +299,7 @@ impl Report {
 fn kind_code(kind: Option<BlockageKind>) -> u8 {
     match kind {
         Some(BlockageKind::InvalidCredentials | BlockageKind::AppPasswordRemoved) => 3,
-        Some(BlockageKind::BranchRestriction) => 4,
+        Some(BlockageKind::BranchRestriction | BlockageKind::SignatureRequired) => 4,
         Some(BlockageKind::TwoStepVerification) => 5,
         Some(BlockageKind::IpAllowlist) => 6,
         Some(
@@ -319,6 +334,7 @@ mod tests {
             (InvalidCredentials, 3),
             (AppPasswordRemoved, 3),
             (BranchRestriction, 4),
+            (SignatureRequired, 4),
             (TwoStepVerification, 5),
             (IpAllowlist, 6),
             (InsufficientScope, 7),

@@ -13,6 +13,9 @@ use crate::checkout::{Checkout, RepoName, Target, parse_origin};
 use crate::credentials::{self, Credential};
 use crate::secret::Secret;
 use serde::Deserialize;
+
+mod signing;
+pub use signing::Signing;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -65,6 +68,10 @@ pub struct RawVars {
     pub auth: Option<String>,
     pub known_hosts: Option<String>,
     pub pipelines_auth_proxy: Option<String>,
+    // Signing (SIGNING_KEY is a private key; SIGN=ssh-key signs with SSH_KEY).
+    pub sign: Option<String>,
+    pub signing_key: Option<Secret>,
+    pub signing_key_passphrase: Option<Secret>,
     // Set by Bitbucket Pipelines.
     pub bitbucket_branch: Option<String>,
     pub bitbucket_repo_full_name: Option<String>,
@@ -182,6 +189,8 @@ pub struct Config {
     /// The repository the build runs in (BITBUCKET_REPO_FULL_NAME): Code
     /// Insights reports go there, whatever the push's target.
     pub build_repository: Option<String>,
+    /// SIGN / SIGNING_KEY: every commit and tag is signed by this key.
+    pub signing: Option<Signing>,
 }
 
 /// What the report can say even when the configuration is invalid.
@@ -410,7 +419,12 @@ impl Config {
             ));
         }
 
-        let credential = match credentials::resolve(raw) {
+        let resolved = credentials::resolve(raw);
+        let signing = signing::parse(raw, resolved.as_ref().ok()).unwrap_or_else(|e| {
+            e.into_iter().for_each(&mut err);
+            None
+        });
+        let credential = match resolved {
             Ok(Credential::Pipeline) if !pipelines_detected(raw) => {
                 err(ConfigError::new(
                     "BITBUCKET_ACCESS_TOKEN",
@@ -569,12 +583,17 @@ impl Config {
             notices,
             target,
             build_repository: raw.bitbucket_repo_full_name.clone(),
+            signing,
         })
     }
 
     /// The secrets this configuration holds, for the redactor.
     pub fn secrets(&self) -> Vec<Secret> {
-        self.credential.secrets()
+        let mut all = self.credential.secrets();
+        if let Some(signing) = &self.signing {
+            all.extend(signing.secrets().iter().cloned());
+        }
+        all
     }
 }
 

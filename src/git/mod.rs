@@ -1,5 +1,7 @@
 //! The only place that names git2: staging, the artifact commit, tags, rebase
-//! onto a moved branch, and recovery files. Network operations are in
+//! onto a moved branch, and recovery files. Every commit and tag object is
+//! written by [`Repo::write_commit`] / [`Repo::create_tag`], which sign it
+//! when the run signs ([`Sign`]): no other path writes one. Network operations are in
 //! [`remote`]; the HTTP and SSH specifics in [`http`] and [`ssh`].
 
 pub mod http;
@@ -21,8 +23,17 @@ pub const TRAILER: &str = "Commit-Back-Artifact";
 /// .git/info/exclude, which INCLUDE_IGNORED would override).
 pub const NEVER_STAGED: &[&str] = &[recovery::DIR, ".bitbucket/pipelines/generated"];
 
+/// Signs what the repository writes: a commit or tag buffer in, the armored
+/// signature (ending in a newline) out. [`crate::signing::Signer`] is the one
+/// implementation; git/ never sees a key.
+pub trait Sign {
+    fn sign(&self, payload: &[u8]) -> Result<String>;
+}
+
 pub struct Repo {
     inner: Repository,
+    /// Signs every commit and tag this run writes (SIGNING_KEY, SIGN).
+    signer: Option<std::sync::Arc<dyn Sign>>,
     workdir: PathBuf,
     /// The index as `git add` left it for the artifact commit: written to
     /// `.git/index` only once the push is accepted ([`Repo::adopt`]).
@@ -121,10 +132,16 @@ impl Repo {
         }
         Ok(Repo {
             inner,
+            signer: None,
             workdir,
             staged: Default::default(),
             times: Default::default(),
         })
+    }
+
+    /// From now on every commit and tag is signed by `signer`.
+    pub fn sign_with(&mut self, signer: std::sync::Arc<dyn Sign>) {
+        self.signer = Some(signer);
     }
 
     /// How long the last artifact commit took to stage and to write.
@@ -276,8 +293,8 @@ impl Repo {
         );
         let sig = Signature::now(req.author_name, req.author_email)?;
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        let oid = repo
-            .commit(None, &sig, &sig, &message, &tree, &parents)
+        let oid = self
+            .write_commit(&sig, &sig, &message, &tree, &parents)
             .context("writing the commit")?;
         self.times.set(CommitTimes {
             stage_ms: staged_at.as_millis() as u64,
@@ -448,7 +465,44 @@ impl Repo {
         let obj = repo.find_object(target, None)?;
         let sig = Signature::now(req.author_name, req.author_email)?;
         let message = format!("{}\n", req.message.lines().next().unwrap_or("commit-back"));
-        Ok(repo.tag_annotation_create(name, &obj, &sig, &message)?)
+        let Some(signer) = &self.signer else {
+            return Ok(repo.tag_annotation_create(name, &obj, &sig, &message)?);
+        };
+        // `git tag -s`: the tag object as libgit2 and git write it, with the
+        // signature of everything before it appended to the message.
+        let kind = obj.kind().map(|k| k.str()).unwrap_or("commit");
+        let mut buffer = format!(
+            "object {target}\ntype {kind}\ntag {name}\ntagger {}\n\n{message}",
+            identity_line(&sig)
+        );
+        let signature = signer.sign(buffer.as_bytes()).context("signing the tag")?;
+        buffer.push_str(&signature);
+        Ok(repo
+            .odb()?
+            .write(git2::ObjectType::Tag, buffer.as_bytes())?)
+    }
+
+    /// The one writer of commits: `git commit`, or `git commit -S` when the
+    /// run signs (the signature of the commit buffer in its `gpgsig` header,
+    /// laid out byte for byte as git lays it out).
+    fn write_commit(
+        &self,
+        author: &Signature<'_>,
+        committer: &Signature<'_>,
+        message: &str,
+        tree: &git2::Tree<'_>,
+        parents: &[&git2::Commit<'_>],
+    ) -> Result<Oid> {
+        let repo = &self.inner;
+        let Some(signer) = &self.signer else {
+            return Ok(repo.commit(None, author, committer, message, tree, parents)?);
+        };
+        let buffer = repo.commit_create_buffer(author, committer, message, tree, parents)?;
+        let signature = signer.sign(&buffer).context("signing the commit")?;
+        let content = std::str::from_utf8(&buffer).context("the commit is not UTF-8")?;
+        // libgit2 continues each line of the header; git ends the header
+        // with the signature's last line, without a continuation.
+        Ok(repo.commit_signed(content, signature.trim_end_matches('\n'), Some("gpgsig"))?)
     }
 
     /// After the tag landed: `refs/tags/<name>` here too, unless a tag of
@@ -535,14 +589,8 @@ impl Repo {
         let tree = repo.find_tree(tree_oid)?;
         let message = String::from_utf8_lossy(ours.message_raw_bytes()).into_owned();
         let parents: Vec<&git2::Commit<'_>> = base_commit.iter().collect();
-        let oid = repo.commit(
-            None,
-            &ours.author(),
-            &ours.committer(),
-            &message,
-            &tree,
-            &parents,
-        )?;
+        let oid =
+            self.write_commit(&ours.author(), &ours.committer(), &message, &tree, &parents)?;
         Ok(RebaseOutcome::Rebased(oid))
     }
 
@@ -587,14 +635,8 @@ impl Repo {
             &String::from_utf8_lossy(ours.committer().email_bytes()),
         )?;
         let message = String::from_utf8_lossy(ours.message_raw_bytes()).into_owned();
-        let oid = repo.commit(
-            None,
-            &ours.author(),
-            &committer,
-            &message,
-            &tree,
-            &[&base_commit],
-        )?;
+        let oid =
+            self.write_commit(&ours.author(), &committer, &message, &tree, &[&base_commit])?;
         Ok(RebaseOutcome::Rebased(oid))
     }
 
@@ -624,6 +666,21 @@ impl Repo {
     pub(crate) fn raw(&self) -> &Repository {
         &self.inner
     }
+}
+
+/// `Name <email> 1700000000 +0100`, as git writes an identity.
+fn identity_line(sig: &Signature<'_>) -> String {
+    let when = sig.when();
+    let offset = when.offset_minutes().unsigned_abs();
+    format!(
+        "{} <{}> {} {}{:02}{:02}",
+        String::from_utf8_lossy(sig.name_bytes()),
+        String::from_utf8_lossy(sig.email_bytes()),
+        when.seconds(),
+        if when.offset_minutes() < 0 { '-' } else { '+' },
+        offset / 60,
+        offset % 60
+    )
 }
 
 /// The refusal for an index with unmerged entries (`git commit` refuses it;

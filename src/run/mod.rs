@@ -50,6 +50,8 @@ pub fn run(env: Environment) -> Finished {
         &raw.atlassian_api_token,
         &raw.bitbucket_app_password,
         &raw.ssh_key,
+        &raw.signing_key,
+        &raw.signing_key_passphrase,
     ]
     .into_iter()
     .flatten()
@@ -144,6 +146,10 @@ fn execute(
     };
     for secret in config.secrets() {
         redactor.add(secret.expose());
+    }
+    let mut repo = repo;
+    if let Some(signing) = &config.signing {
+        repo.sign_with(signing.signer.clone());
     }
     let mut report = Report::new(Status::Failed, "");
     report.timings.config_ms = started.elapsed().as_millis() as u64;
@@ -347,6 +353,13 @@ impl Pusher<'_> {
                 .map(short)
                 .unwrap_or_else(|| "nothing".into())
         ));
+        if let Some(signing) = &config.signing {
+            log.info(format!(
+                "Signed with the {} ({}); every replay and tag is signed with it too.",
+                signing.signer.describe(),
+                signing.source
+            ));
+        }
         for f in artifact.files.iter().take(50) {
             log.debug(format!("  {f}"));
         }
@@ -430,6 +443,11 @@ impl Pusher<'_> {
             parent: artifact.parent.map(|p| p.to_string()),
             message: artifact.message.clone(),
             files: artifact.files.clone(),
+            signature: self.config.signing.as_ref().map(|s| report::Signature {
+                format: s.signer.format(),
+                key_type: s.signer.algorithm().to_owned(),
+                fingerprint: s.signer.fingerprint().to_owned(),
+            }),
         });
     }
 

@@ -25,6 +25,12 @@ impl Pusher<'_> {
             repository: self.config.repository.clone(),
             api,
             on_restricted: self.config.on_restricted,
+            signed_with: self
+                .config
+                .signing
+                .as_ref()
+                .map(|s| format!("{} ({})", s.signer.describe(), s.source)),
+            committer_email: self.config.author_email.clone(),
         }
     }
 

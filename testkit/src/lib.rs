@@ -261,12 +261,14 @@ pub const SECRET_VARIABLES: &[&str] = &[
     "ATLASSIAN_API_TOKEN",
     "BITBUCKET_APP_PASSWORD",
     "SSH_KEY",
+    "SIGNING_KEY",
+    "SIGNING_KEY_PASSPHRASE",
 ];
 
 impl PipeRun {
     /// Every run of the harness checks that no secret it was given appears on
     /// stdout, stderr, in the report or in any file of the repository (a
-    /// base64 SSH_KEY is checked decoded too, line by line).
+    /// base64 SSH_KEY or SIGNING_KEY is checked decoded too, line by line).
     pub fn assert_no_given_secret(&self, env: &[(&str, &str)], repo: &Path) {
         use base64::Engine as _;
         for (name, value) in env
@@ -274,7 +276,7 @@ impl PipeRun {
             .filter(|(k, v)| SECRET_VARIABLES.contains(k) && v.len() >= 4)
         {
             self.assert_secret_absent(value, repo);
-            if *name == "SSH_KEY"
+            if (*name == "SSH_KEY" || *name == "SIGNING_KEY")
                 && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(value)
             {
                 for line in String::from_utf8_lossy(&bytes)

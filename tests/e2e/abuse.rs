@@ -86,6 +86,8 @@ proptest! {
             repository: None,
             api: None,
             on_restricted: commit_back::config::OnRestricted::Fail,
+            signed_with: None,
+            committer_email: "bot@example.com".into(),
         };
         let b = commit_back::classify::classify(&e, &situation);
         prop_assert_eq!(b.remote_messages, lines);

@@ -22,7 +22,7 @@ fn bot_basic() -> String {
 
 /// main is restricted to "Release Bot"; the CI bot (API token) may write but
 /// is not allowed; the access token can do neither.
-fn restricted() -> (Fixture, ApiServer) {
+pub(crate) fn restricted() -> (Fixture, ApiServer) {
     let f = Fixture::new(Some(50));
     f.world.restrict_branch(&f.bare, "main", &["release-bot"]);
     f.server

@@ -17,6 +17,7 @@ mod parity;
 mod progress;
 mod races;
 mod refusals;
+mod signing;
 mod ssh;
 mod targets;
 mod transport;

@@ -5,13 +5,13 @@ use base64::Engine as _;
 use testkit::sshd::{Sshd, keygen, read_only_key_line};
 use testkit::{PipeRun, git};
 
-struct SshFixture {
-    f: Fixture,
+pub(crate) struct SshFixture {
+    pub(crate) f: Fixture,
     sshd: Sshd,
-    key: testkit::sshd::KeyPair,
+    pub(crate) key: testkit::sshd::KeyPair,
 }
 
-fn fixture(read_only: bool, register: bool) -> SshFixture {
+pub(crate) fn fixture(read_only: bool, register: bool) -> SshFixture {
     let f = Fixture::new(Some(50));
     let dir = f.world.path().join("ssh");
     std::fs::create_dir_all(&dir).unwrap();
@@ -31,7 +31,7 @@ impl SshFixture {
         std::fs::read_to_string(&self.key.private).unwrap()
     }
 
-    fn run(&self, extra: &[(&str, &str)]) -> PipeRun {
+    pub(crate) fn run(&self, extra: &[(&str, &str)]) -> PipeRun {
         let b64 = base64::engine::general_purpose::STANDARD.encode(self.private_key());
         let url = self.sshd.url(&self.f.bare);
         let mut env = vec![
