@@ -15,6 +15,7 @@ command -v git-lfs >/dev/null || need+=(git-lfs)   # the staging oracle runs the
 command -v openssl >/dev/null || need+=(openssl)   # TlsFront makes its certificate
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 command -v python3 >/dev/null || need+=(python3)  # giftless, the real LFS server
+command -v gpg >/dev/null || need+=(gnupg)      # verifies OpenPGP-signed commits (tests/e2e/signing.rs)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${need[*]}"

@@ -166,6 +166,21 @@ pub const VARIABLES: &[VariableDoc] = &[
         "Extra known_hosts lines (plain or base64) for SSH servers other than bitbucket.org.",
     ),
     var(
+        "SIGN",
+        "",
+        "Unset: sign when SIGNING_KEY is set. `true`: sign every commit and tag commit-back writes (the artifact commit, each rebased replay, the pull-request branch's commit, TAG) with SIGNING_KEY; `ssh-key`: sign with the SSH_KEY that pushes (one key for both); `false`: never sign.",
+    ),
+    var(
+        "SIGNING_KEY",
+        "",
+        "Private key to sign with, base64-encoded like SSH_KEY: an OpenSSH key (ed25519, ecdsa, rsa) signs as `git -c gpg.format=ssh commit -S` does, an ASCII-armored OpenPGP secret key (`gpg --armor --export-secret-keys`) as `git commit -S` does.",
+    ),
+    var(
+        "SIGNING_KEY_PASSPHRASE",
+        "",
+        "Passphrase of SIGNING_KEY, when it has one.",
+    ),
+    var(
         "PIPELINES_AUTH_PROXY",
         "http://host.docker.internal:29418",
         "Pipelines auth proxy used when no credential is given (`http://localhost:29418` outside a pipe container).",

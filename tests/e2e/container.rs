@@ -181,3 +181,45 @@ fn container_uploads_lfs_objects_before_the_push() {
     );
     assert_eq!(f.fetched_by_git_lfs("out/app.bin"), content);
 }
+
+#[test]
+fn container_signs_with_no_helper_binaries_in_the_image() {
+    let Some(image) = image() else { return };
+    let f = Fixture::new(Some(50));
+    let key = crate::signing::SshKey::new(&f.world.path().join("keys"), "ed25519", None, "");
+    f.write("dist/ids.json", "[7]\n");
+    chown_foreign(&f.clone);
+    let remote = f
+        .server
+        .url("ws/repo.git")
+        .replace("127.0.0.1", "localhost");
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(key.text())
+    };
+    let r = run(
+        &f,
+        &image,
+        &remote,
+        &[
+            ("BITBUCKET_ACCESS_TOKEN", TOKEN),
+            ("SIGNING_KEY", &encoded),
+            ("AUTHOR_EMAIL", "bot@example.com"),
+            ("TAG", "v7"),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    f.assert_landed(&r);
+    assert_eq!(r.report["commit"]["signature"]["format"], "ssh");
+    let reviewer = crate::signing::fresh_clone(&f, "reviewer");
+    let allowed = key.allowed_signers(f.world.path());
+    for (what, rev) in [("verify-commit", "main"), ("verify-tag", "v7")] {
+        let out = crate::signing::verify_ssh(&reviewer, &allowed, what, rev);
+        crate::signing::assert_verified(&out, "Good \"git\" signature for bot@example.com");
+    }
+    r.assert_secret_absent(&encoded, &f.clone);
+    for line in key.text().lines().filter(|l| !l.starts_with("-----")) {
+        r.assert_secret_absent(line, &f.clone);
+    }
+}

@@ -18,13 +18,13 @@ fn b64(text: &str) -> String {
 }
 
 /// An SSH key made by ssh-keygen: `kind` as `-t`, `bits` as `-b`.
-struct SshKey {
-    private: PathBuf,
+pub(crate) struct SshKey {
+    pub(crate) private: PathBuf,
     public_line: String,
 }
 
 impl SshKey {
-    fn new(dir: &Path, kind: &str, bits: Option<&str>, passphrase: &str) -> SshKey {
+    pub(crate) fn new(dir: &Path, kind: &str, bits: Option<&str>, passphrase: &str) -> SshKey {
         std::fs::create_dir_all(dir).unwrap();
         let private = dir.join(format!("signing_{kind}_{}", bits.unwrap_or("")));
         let mut c = Command::new("ssh-keygen");
@@ -46,7 +46,7 @@ impl SshKey {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         std::fs::read_to_string(&self.private).unwrap()
     }
 
@@ -65,7 +65,7 @@ impl SshKey {
     }
 
     /// An allowed-signers file naming this key for BOT_EMAIL.
-    fn allowed_signers(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn allowed_signers(&self, dir: &Path) -> PathBuf {
         let path = dir.join("allowed_signers");
         std::fs::write(
             &path,
@@ -86,7 +86,7 @@ fn git_output(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
 }
 
 /// A fresh clone of the upstream: what a reviewer's git sees.
-fn fresh_clone(f: &Fixture, name: &str) -> PathBuf {
+pub(crate) fn fresh_clone(f: &Fixture, name: &str) -> PathBuf {
     let dir = f.world.path().join(name);
     git(
         f.world.path(),
@@ -100,12 +100,12 @@ fn fresh_clone(f: &Fixture, name: &str) -> PathBuf {
     dir
 }
 
-fn verify_ssh(dir: &Path, allowed: &Path, what: &str, rev: &str) -> Output {
+pub(crate) fn verify_ssh(dir: &Path, allowed: &Path, what: &str, rev: &str) -> Output {
     let config = format!("gpg.ssh.allowedSignersFile={}", allowed.display());
     git_output(dir, &[], &["-c", &config, what, rev])
 }
 
-fn assert_verified(out: &Output, signer: &str) {
+pub(crate) fn assert_verified(out: &Output, signer: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "not verified:\n{stderr}");
     assert!(stderr.contains(signer), "{stderr}");
@@ -566,7 +566,9 @@ fn bad_signing_input_is_one_line_and_changes_nothing() {
     let pgp_public =
         b64("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ\n-----END PGP PUBLIC KEY BLOCK-----\n");
     let plain_b64 = b64(&plain.text());
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    // (variables, the variable the one error names, words of its message)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 ("SIGNING_KEY", &locked_b64),

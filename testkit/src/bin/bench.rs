@@ -5,7 +5,7 @@
 //! process tree, from wait4) over R runs each, and the ratio; then the floor,
 //! commit-back's wall time for a run that finds nothing to commit.
 //!
-//! Cases: `--files 1,1000,10000,200MB,lfs:200MB`: N small files, one file
+//! Cases: `--files 1,1000,10000,200MB,lfs:200MB,signed:1`: N small files (`signed:N`: the commit signed with an ed25519 key, git with `-S`), one file
 //! of N MB of incompressible data, or one such file tracked by Git LFS
 //! (uploaded to giftless behind the same server; git runs with git-lfs
 //! installed in its clone, and its pre-push hook uploads).
@@ -34,12 +34,22 @@ struct Sample {
 
 enum Case {
     SmallFiles(usize),
-    BigFile { megabytes: usize },
-    LfsFile { megabytes: usize },
+    /// N small files, the commit signed with an ed25519 key (git: `-S`
+    /// with gpg.format=ssh, which runs ssh-keygen).
+    Signed(usize),
+    BigFile {
+        megabytes: usize,
+    },
+    LfsFile {
+        megabytes: usize,
+    },
 }
 
 impl Case {
     fn parse(s: &str) -> Option<Case> {
+        if let Some(n) = s.strip_prefix("signed:") {
+            return n.parse().ok().map(Case::Signed);
+        }
         if let Some(mb) = s.strip_prefix("lfs:").and_then(|s| s.strip_suffix("MB")) {
             return mb.parse().ok().map(|megabytes| Case::LfsFile { megabytes });
         }
@@ -52,6 +62,7 @@ impl Case {
     fn name(&self) -> String {
         match self {
             Case::SmallFiles(n) => format!("{n} file(s)"),
+            Case::Signed(n) => format!("{n} file(s), signed (ed25519)"),
             Case::BigFile { megabytes } => format!("one {megabytes} MB file"),
             Case::LfsFile { megabytes } => format!("one {megabytes} MB file in LFS"),
         }
@@ -59,7 +70,7 @@ impl Case {
 
     fn generate(&self, dir: &Path, seed: usize) {
         match self {
-            Case::SmallFiles(files) => {
+            Case::SmallFiles(files) | Case::Signed(files) => {
                 let gen_dir = dir.join("generated");
                 for i in 0..*files {
                     let sub = gen_dir.join(format!("{:03}", i % 100));
@@ -142,6 +153,19 @@ fn main() {
         server.serve_lfs(lfs);
     }
     let url = server.url("bench/repo.git");
+    // The signing key of the `signed:N` cases.
+    let signing_key = world.path().join("signing_key");
+    if cases.iter().any(|c| matches!(c, Case::Signed(_))) {
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&signing_key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(made.success());
+    }
+    let signing_key_b64 = std::fs::read_to_string(&signing_key)
+        .map(|k| base64::engine::general_purpose::STANDARD.encode(k))
+        .unwrap_or_default();
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-token-auth:{TOKEN}"));
 
     println!(
@@ -177,6 +201,9 @@ fn main() {
                         ("BITBUCKET_ACCESS_TOKEN", TOKEN),
                         ("NO_COLOR", "1"),
                     ]);
+                    if matches!(case, Case::Signed(_)) {
+                        cmd.env("SIGNING_KEY", &signing_key_b64);
+                    }
                     cmd
                 } else {
                     if matches!(case, Case::LfsFile { .. }) {
@@ -203,11 +230,22 @@ fn main() {
                     } else {
                         ("http.extraHeader", format!("Authorization: Basic {basic}"))
                     };
+                    let signed = matches!(case, Case::Signed(_));
+                    let script = format!(
+                        "git add -A && git commit -q {}-m 'Update build artifacts [skip ci]' && git push -q origin HEAD:main",
+                        if signed { "-S " } else { "" }
+                    );
                     let mut sh = Command::new("sh");
-                    sh.args(["-c", "git add -A && git commit -q -m 'Update build artifacts [skip ci]' && git push -q origin HEAD:main"])
+                    if signed {
+                        sh.env("GIT_CONFIG_KEY_1", "gpg.format")
+                            .env("GIT_CONFIG_VALUE_1", "ssh")
+                            .env("GIT_CONFIG_KEY_2", "user.signingKey")
+                            .env("GIT_CONFIG_VALUE_2", &signing_key);
+                    }
+                    sh.args(["-c", &script])
                         .env("GIT_CONFIG_NOSYSTEM", "1")
                         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                        .env("GIT_CONFIG_COUNT", "1")
+                        .env("GIT_CONFIG_COUNT", if signed { "3" } else { "1" })
                         .env("GIT_CONFIG_KEY_0", key)
                         .env("GIT_CONFIG_VALUE_0", value)
                         .env("GIT_TERMINAL_PROMPT", "0");
