@@ -291,6 +291,14 @@ fn about_signatures(e: &Evidence) -> bool {
         server.push_str(s);
     }
     let server = server.to_lowercase();
+    // A Developer Certificate of Origin hook asks for a sign-off line, not
+    // a signature.
+    if ["signed off", "signed-off", "sign-off", "signoff"]
+        .iter()
+        .any(|dco| server.contains(dco))
+    {
+        return false;
+    }
     [
         "unsigned",
         "not signed",

@@ -343,9 +343,9 @@ fn signature_remedies(s: &Situation) -> Vec<Remedy> {
         CredentialKind::AccessToken | CredentialKind::Pipeline
     );
     let owner = if token {
-        "Access tokens and the pipeline cannot own keys: the signing key belongs to a bot (or person's) Atlassian account, which need not be the account that pushes."
+        "Signing keys are added to an Atlassian account (a bot account is usual), as Atlassian's guide describes, not to an access token: the signing account need not be the one that pushes."
     } else {
-        "The signing key belongs to an Atlassian account (a bot account is usual); it need not be the account that pushes."
+        "Signing keys are added to an Atlassian account (a bot account is usual), as Atlassian's guide describes; it need not be the account that pushes."
     };
     let email = format!(
         "Set AUTHOR_EMAIL (now {}) to a verified e-mail address of that account: Bitbucket matches the committer e-mail against the key owner's verified addresses.",
@@ -356,23 +356,27 @@ fn signature_remedies(s: &Situation) -> Vec<Remedy> {
             "Sign the artifact commits",
             &[
                 owner,
-                "Create a key for signing: `ssh-keygen -t ed25519 -N '' -C bot -f bot_signing` (or an OpenPGP key with gpg).",
-                "As the account that will own it, add the public key (bot_signing.pub) as a signing key: SSH keys and GPG keys are under the account's personal Bitbucket settings (see the guide).",
-                "Add a secured repository variable SIGNING_KEY with `base64 -w 0 < bot_signing` (or `gpg --armor --export-secret-keys KEYID | base64 -w 0`); commit-back signs every commit and tag with it.",
+                "Create a key for signing: an OpenPGP key with gpg (`gpg --quick-gen-key 'Bot <bot@example.com>' ed25519 sign`; Atlassian's notice on enforced signed commits names GPG keys), or an SSH key (`ssh-keygen -t ed25519 -N '' -C bot -f bot_signing`).",
+                "As the account that will own it, add the public key as a signing key, as the guide describes.",
+                "Add a secured repository variable SIGNING_KEY with `gpg --armor --export-secret-keys KEYID | base64 -w 0` (or `base64 -w 0 < bot_signing`); commit-back signs every commit and tag with it.",
                 &email,
             ],
-            Some(DOCS_SSH_SIGNING),
+            Some(DOCS_GPG_SIGNING),
         )],
         Some(key) => vec![remedy(
             "Make the signature verifiable by Bitbucket",
             &[
                 &format!("The commits were signed with the {key}."),
-                "Add its public key to the owning account as a signing key, under the account's personal Bitbucket settings (SSH keys, or GPG keys for OpenPGP; see the guide).",
+                "Add its public key to the owning account as a signing key, as the guide describes (SSH keys: Atlassian's \"Use SSH keys to sign commits\").",
                 &email,
                 owner,
-                "If the workspace accepts only GPG signatures, sign with an OpenPGP key (SIGNING_KEY from `gpg --armor --export-secret-keys`).",
+                "If the workspace enforces signed commits, Atlassian's notice names GPG keys: sign with an OpenPGP key (SIGNING_KEY from `gpg --armor --export-secret-keys`).",
             ],
-            Some(DOCS_GPG_SIGNING),
+            Some(if key.starts_with("SSH") {
+                DOCS_SSH_SIGNING
+            } else {
+                DOCS_GPG_SIGNING
+            }),
         )],
     }
 }

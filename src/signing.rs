@@ -6,7 +6,8 @@
 //! commit or tag buffer) into the armored signature git stores.
 //! SSH: SSHSIG, namespace `git`, SHA-512, as `ssh-keygen -Y sign -n git`
 //! (what `git -c gpg.format=ssh commit -S` runs). OpenPGP: a v4 detached
-//! binary-document signature with the key's preferred hash, armored, as
+//! binary-document signature with rPGP's hash for the key's algorithm
+//! (SHA-256 for RSA and ed25519, gpg's default too), armored, as
 //! `gpg --detach-sign --armor` (what `git commit -S` runs), by the newest
 //! signing-capable subkey, else the primary key (gpg's choice too).
 //!
@@ -87,10 +88,16 @@ impl Signer {
             return Err(KeyProblem::Key(not_a_private_key(trimmed)));
         };
         signer.sign(b"").map_err(|_| {
-            KeyProblem::Key(format!(
-                "a {} key that cannot make a signature here; use an ed25519 key (`ssh-keygen -t ed25519`)",
-                signer.algorithm
-            ))
+            KeyProblem::Key(match signer.format() {
+                SignatureFormat::Ssh => format!(
+                    "is a {} key that cannot make a signature here; use an ed25519 key (`ssh-keygen -t ed25519`)",
+                    signer.algorithm
+                ),
+                SignatureFormat::Openpgp => format!(
+                    "is an OpenPGP {} key that cannot make a signature here; use an ed25519 or rsa signing key (`gpg --quick-gen-key … ed25519 sign`)",
+                    signer.algorithm
+                ),
+            })
         })?;
         Ok(signer)
     }

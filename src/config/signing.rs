@@ -3,7 +3,7 @@
 //! unusable key is a configuration error (exit 2) before anything is written.
 
 use super::{ConfigError, RawVars, parse_bool};
-use crate::credentials::{Credential, key_text};
+use crate::credentials::{Credential, SshKeySource, key_text};
 use crate::secret::Secret;
 use crate::signing::{KeyProblem, Signer};
 use std::sync::Arc;
@@ -47,10 +47,18 @@ pub fn parse(
             Ok(true) => Wanted::SigningKey,
             Ok(false) => Wanted::Nothing,
             Err(_) => {
+                // Repeated only when it cannot be a key pasted in the wrong
+                // variable.
+                let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+                let shown = if v.len() <= 16 && v.chars().all(plain) {
+                    format!("'{v}'")
+                } else {
+                    "the value".to_owned()
+                };
                 return Err(vec![ConfigError::new(
                     "SIGN",
                     format!(
-                        "'{v}' is not supported; use SIGN=true (sign with SIGNING_KEY), SIGN=ssh-key (sign with the SSH_KEY that pushes) or SIGN=false"
+                        "{shown} is not supported; use SIGN=true (sign with SIGNING_KEY), SIGN=ssh-key (sign with the SSH key that pushes) or SIGN=false"
                     ),
                 )]);
             }
@@ -99,10 +107,20 @@ fn push_key(
             "SIGN=ssh-key signs with SSH_KEY, but SIGNING_KEY is set too; unset SIGNING_KEY, or set SIGN=true to sign with it",
         )]);
     }
-    let private_key = match credential {
+    let (private_key, source) = match credential {
         // Already reported under the credential's own variables.
         None => return Ok(None),
-        Some(Credential::SshKey { private_key, .. }) => private_key,
+        Some(Credential::SshKey {
+            private_key,
+            source,
+            ..
+        }) => (
+            private_key,
+            match source {
+                SshKeySource::Variable => "SSH_KEY",
+                SshKeySource::PipelineFile => "AUTH",
+            },
+        ),
         Some(other) => {
             return Err(vec![ConfigError::new(
                 "SIGN",
@@ -116,13 +134,13 @@ fn push_key(
     let signer = Signer::from_private_key(private_key.expose(), None).map_err(|problem| {
         let (KeyProblem::Key(why) | KeyProblem::Passphrase(why)) = problem;
         vec![ConfigError::new(
-            "SSH_KEY",
+            source,
             format!("cannot sign (SIGN=ssh-key): {why}"),
         )]
     })?;
     Ok(Some(Signing {
         signer: Arc::new(signer),
-        source: "SSH_KEY",
+        source,
         secrets: vec![private_key.clone()],
     }))
 }

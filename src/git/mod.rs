@@ -640,6 +640,11 @@ impl Repo {
         Ok(RebaseOutcome::Rebased(oid))
     }
 
+    /// Whether `commit`, as written, carries a signature (`gpgsig`).
+    pub fn is_signed(&self, commit: Oid) -> bool {
+        self.inner.extract_signature(&commit, None).is_ok()
+    }
+
     pub fn first_parent(&self, commit: Oid) -> Option<Oid> {
         self.inner.find_commit(commit).ok()?.parent_id(0).ok()
     }

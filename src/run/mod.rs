@@ -443,11 +443,17 @@ impl Pusher<'_> {
             parent: artifact.parent.map(|p| p.to_string()),
             message: artifact.message.clone(),
             files: artifact.files.clone(),
-            signature: self.config.signing.as_ref().map(|s| report::Signature {
-                format: s.signer.format(),
-                key_type: s.signer.algorithm().to_owned(),
-                fingerprint: s.signer.fingerprint().to_owned(),
-            }),
+            // Read off the object: a commit written unsigned says so.
+            signature: self
+                .config
+                .signing
+                .as_ref()
+                .filter(|_| self.repo.is_signed(artifact.oid))
+                .map(|s| report::Signature {
+                    format: s.signer.format(),
+                    key_type: s.signer.algorithm().to_owned(),
+                    fingerprint: s.signer.fingerprint().to_owned(),
+                }),
         });
     }
 
