@@ -302,7 +302,13 @@ mod openssh {
         let mut private = r.string()?.to_vec();
         if let Some((key, passphrase)) = encrypted {
             let (k, iv) = key.kdf().derive_key_and_iv(key.cipher(), passphrase).ok()?;
-            key.cipher().decrypt(&k, &iv, &mut private, None).ok()?;
+            // AEAD ciphers (aes256-gcm, chacha20-poly1305) put their tag
+            // right after the private section.
+            let tag = match key.cipher().has_tag() {
+                true => Some(<[u8; 16]>::try_from(r.0.get(..16)?).ok()?),
+                false => None,
+            };
+            key.cipher().decrypt(&k, &iv, &mut private, tag).ok()?;
         }
         let private = full_width_scalar(&private)?;
         let mut out = MAGIC.to_vec();
@@ -392,25 +398,33 @@ fn openpgp(text: &str, passphrase: Option<&str>) -> Result<Signer, KeyProblem> {
             "is not a readable OpenPGP secret key (damaged or cut short?); export it with `gpg --armor --export-secret-keys KEYID | base64 -w 0`".into(),
         )
     })?;
-    // gpg signs with the newest subkey that may sign, else the primary key.
+    // gpg signs with the newest subkey that may sign (bound for signing by
+    // its newest binding, not revoked, not expired), else the primary key.
+    let now = u64::from(pgp::types::Timestamp::now().as_secs());
     let subkey = key
         .secret_subkeys
         .iter()
         .enumerate()
         .filter(|(_, s)| {
-            let binding = s
-                .signatures
-                .iter()
-                .rev()
-                .find(|sig| sig.typ() == Some(pgp::packet::SignatureType::SubkeyBinding));
-            let revoked = s
-                .signatures
-                .iter()
-                .any(|sig| sig.typ() == Some(pgp::packet::SignatureType::SubkeyRevocation));
-            !revoked && binding.is_some_and(|b| b.key_flags().sign())
+            use pgp::packet::SignatureType as T;
+            let newest = |typ: T| {
+                s.signatures
+                    .iter()
+                    .filter(|sig| sig.typ() == Some(typ))
+                    .max_by_key(|sig| sig.created().map(|t| t.as_secs()))
+            };
+            let revoked = newest(T::SubkeyRevocation).is_some();
+            newest(T::SubkeyBinding).is_some_and(|b| {
+                b.key_flags().sign() && !expired(u64::from(s.key.created_at().as_secs()), b, now)
+            }) && !revoked
         })
         .max_by_key(|(_, s)| s.key.created_at())
         .map(|(i, _)| i);
+    if subkey.is_none() && !primary_may_sign(&key) {
+        return Err(KeyProblem::Key(
+            "holds no key that may sign (the primary key is not marked for signing, and no valid subkey is); export a key that has the S capability (`gpg -K` shows [S] or [SC])".into(),
+        ));
+    }
     let (encrypted, fingerprint, algorithm) = match subkey {
         Some(i) => {
             let sub = &key.secret_subkeys[i].key;
@@ -463,6 +477,42 @@ fn openpgp(text: &str, passphrase: Option<&str>) -> Result<Signer, KeyProblem> {
         ));
     }
     Ok(signer)
+}
+
+/// Whether a component created at `created` has expired by `now`, by the
+/// key expiration time of `binding` (none, or zero: never).
+fn expired(created: u64, binding: &pgp::packet::Signature, now: u64) -> bool {
+    binding
+        .key_expiration_time()
+        .map(|d| u64::from(d.as_secs()))
+        .filter(|secs| *secs > 0)
+        .is_some_and(|secs| created + secs <= now)
+}
+
+/// The primary key may sign when its newest self-signature says so, or
+/// says nothing about key usage (keys older than key flags).
+fn primary_may_sign(key: &SignedSecretKey) -> bool {
+    let primary = key.primary_key.fingerprint();
+    let own = |sig: &&pgp::packet::Signature| sig.issuer_fingerprint().contains(&&primary);
+    let newest = key
+        .details
+        .users
+        .iter()
+        .flat_map(|u| u.signatures.iter())
+        .chain(key.details.direct_signatures.iter())
+        .filter(own)
+        .max_by_key(|sig| sig.created().map(|t| t.as_secs()));
+    match newest {
+        None => true,
+        Some(sig) => {
+            let flags = sig.key_flags();
+            flags.sign()
+                || !(flags.certify()
+                    || flags.encrypt_comms()
+                    || flags.encrypt_storage()
+                    || flags.authentication())
+        }
+    }
 }
 
 /// What the text is instead of a private key, in one sentence (never the

@@ -267,9 +267,17 @@ pub fn all(bin: &Path) -> Vec<Shown> {
     );
 
     show(
+        "signature_required",
+        "a hook standing in for a workspace that enforces signed commits (Bitbucket's own text is not confirmed)",
+        hook(bin, "Commits must be signed with a verified key."),
+    );
+    show(
         "hook_rejected",
         "a server hook commit-back does not know",
-        hook(bin, "Commits must be signed with a verified key."),
+        hook(
+            bin,
+            "Commit messages must reference a JIRA issue (e.g. PROJ-123).",
+        ),
     );
     show(
         "unknown",

@@ -180,14 +180,14 @@ fn unknown_hook_refusal_is_kept_verbatim() {
     f.world.hook(
         &f.bare,
         "pre-receive",
-        "#!/bin/sh\necho 'Custom policy: commits must be signed' >&2\nexit 1\n",
+        "#!/bin/sh\necho 'Custom policy: commit messages must name a JIRA issue' >&2\nexit 1\n",
     );
     let run = refused(&f, &[]);
     assert_eq!(run.blockage_kind(), "hook_rejected");
     assert_eq!(run.code, 1);
     assert_eq!(
         run.report["blockage"]["remote_messages"],
-        serde_json::json!(["Custom policy: commits must be signed"])
+        serde_json::json!(["Custom policy: commit messages must name a JIRA issue"])
     );
 }
 
@@ -296,6 +296,7 @@ fn readme_refusal_examples_are_real_and_complete() {
         "rebase_conflict",
         "tag_exists",
         "network",
+        "signature_required",
         "hook_rejected",
         "unknown",
     ];

@@ -121,11 +121,20 @@ fn run_signed(f: &Fixture, key_text: &str, extra: &[(&str, &str)]) -> PipeRun {
     ];
     env.extend_from_slice(extra);
     let run = f.run(&env);
+    // Files are scanned as they are; git's objects are compressed, so
+    // they are read through git too (a key line in a commit or blob).
+    let objects = git_output(
+        &f.clone,
+        &[],
+        &["cat-file", "--batch-all-objects", "--batch"],
+    );
+    let objects = String::from_utf8_lossy(&objects.stdout);
     for line in key_text
         .lines()
         .filter(|l| l.len() >= 16 && !l.starts_with("-----"))
     {
         run.assert_secret_absent(line, &f.clone);
+        assert!(!objects.contains(line), "a line of the key is in an object");
     }
     run
 }
@@ -390,51 +399,91 @@ fn verify_gpg(dir: &Path, gpg: &Gpg, what: &str, rev: &str) -> Output {
     git_output(dir, &env, &[what, "--raw", rev])
 }
 
+/// A key pair made by gpg in `gpg`'s home: `shape` picks the key's make-up.
+/// Returns the armored secret key and the fingerprint gpg itself signs with.
+fn gpg_key(gpg: &Gpg, shape: &str, passphrase: &str) -> (String, String) {
+    let with_pass = |args: &[&str]| {
+        let mut all = vec!["--passphrase", passphrase];
+        all.extend_from_slice(args);
+        gpg.run(&all)
+    };
+    let uid = "Release Bot <bot@example.com>";
+    match shape {
+        // [SC] primary and a newer [S] subkey: gpg signs with the subkey.
+        "ed25519+signing-subkey" => {
+            with_pass(&["--quick-gen-key", uid, "ed25519", "sign,cert", "never"]);
+            let primary = gpg.fingerprints()[0].0.clone();
+            with_pass(&["--quick-add-key", &primary, "ed25519", "sign", "never"]);
+        }
+        "rsa2048" => {
+            with_pass(&["--quick-gen-key", uid, "rsa2048", "sign,cert", "never"]);
+        }
+        // What `gpg --quick-gen-key` makes by default: [SC] primary and an
+        // [E] subkey, which must not be picked.
+        "future-default" => {
+            with_pass(&["--quick-gen-key", uid, "future-default", "default", "never"]);
+        }
+        // A signing subkey that expired (key and subkey made in 2020, the
+        // subkey for a day): gpg
+        // falls back to the primary key, and so must we.
+        "expired-signing-subkey" => {
+            with_pass(&[
+                "--faked-system-time",
+                "20200101T000000!",
+                "--quick-gen-key",
+                uid,
+                "ed25519",
+                "sign,cert",
+                "never",
+            ]);
+            let primary = gpg.fingerprints()[0].0.clone();
+            with_pass(&[
+                "--faked-system-time",
+                "20200101T000000!",
+                "--quick-add-key",
+                &primary,
+                "ed25519",
+                "sign",
+                "1d",
+            ]);
+        }
+        other => panic!("no key shape {other}"),
+    }
+    let secret = with_pass(&["--armor", "--export-secret-keys", BOT_EMAIL]);
+    assert!(secret.contains("BEGIN PGP PRIVATE KEY BLOCK"));
+    let keys = gpg.fingerprints();
+    let expected = match shape {
+        "ed25519+signing-subkey" => keys.last().unwrap().0.clone(),
+        _ => keys[0].0.clone(),
+    };
+    (secret, expected)
+}
+
 #[test]
 fn openpgp_signed_commit_and_tag_verify_with_gpg() {
-    // ed25519 with a passphrase and a signing subkey (gpg signs with the
-    // subkey, and so must we); RSA without a passphrase, primary key only.
-    for (algo, passphrase, subkey) in [
-        ("ed25519", "correct horse battery", true),
-        ("rsa2048", "", false),
+    for (shape, passphrase) in [
+        ("ed25519+signing-subkey", "correct horse battery"),
+        ("rsa2048", ""),
+        ("future-default", ""),
+        ("expired-signing-subkey", ""),
     ] {
         let f = Fixture::new(Some(50));
         let gpg = Gpg::new(f.world.path());
-        let pass = ["--passphrase", passphrase];
-        let mut args = pass.to_vec();
-        args.extend([
-            "--quick-gen-key",
-            "Release Bot <bot@example.com>",
-            algo,
-            "sign,cert",
-            "never",
-        ]);
-        gpg.run(&args);
-        let primary = gpg.fingerprints()[0].0.clone();
-        if subkey {
-            let mut args = pass.to_vec();
-            args.extend(["--quick-add-key", &primary, "ed25519", "sign", "never"]);
-            gpg.run(&args);
-        }
-        let mut args = pass.to_vec();
-        args.extend(["--armor", "--export-secret-keys", BOT_EMAIL]);
-        let secret = gpg.run(&args);
-        assert!(secret.contains("BEGIN PGP PRIVATE KEY BLOCK"));
-        let signing_fpr = gpg.fingerprints().last().unwrap().0.clone();
+        let (secret, signing_fpr) = gpg_key(&gpg, shape, passphrase);
         f.write("dist/ids.json", "[1]\n");
         let mut extra = vec![("TAG", "v2.0.0")];
         if !passphrase.is_empty() {
             extra.push(("SIGNING_KEY_PASSPHRASE", passphrase));
         }
         let run = run_signed(&f, &secret, &extra);
-        assert_eq!(run.code, 0, "{algo}: {}", run.stderr);
+        assert_eq!(run.code, 0, "{shape}: {}", run.stderr);
         if !passphrase.is_empty() {
             run.assert_secret_absent(passphrase, &f.clone);
         }
         f.assert_landed(&run);
         let signature = &run.report["commit"]["signature"];
         assert_eq!(signature["format"], "openpgp");
-        assert_eq!(signature["fingerprint"], signing_fpr.as_str(), "{algo}");
+        assert_eq!(signature["fingerprint"], signing_fpr.as_str(), "{shape}");
         let sha = run.report["commit"]["sha"].as_str().unwrap();
         let reviewer = fresh_clone(&f, "reviewer");
         let raw = git(&reviewer, &["cat-file", "commit", sha]);
@@ -445,14 +494,56 @@ fn openpgp_signed_commit_and_tag_verify_with_gpg() {
         for (what, rev) in [("verify-commit", sha), ("verify-tag", "v2.0.0")] {
             let out = verify_gpg(&reviewer, &gpg, what, rev);
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{algo} {what}: {stderr}");
+            assert!(out.status.success(), "{shape} {what}: {stderr}");
             assert!(stderr.contains("GOODSIG"), "{stderr}");
             assert!(
                 stderr.contains(&format!("VALIDSIG {signing_fpr}")),
-                "{stderr}"
+                "{shape}: {stderr}"
             );
         }
     }
+}
+
+#[test]
+fn a_wrong_openpgp_passphrase_is_a_configuration_error() {
+    let f = Fixture::new(Some(50));
+    let gpg = Gpg::new(f.world.path());
+    let (secret, _) = gpg_key(&gpg, "ed25519+signing-subkey", "the right one");
+    f.write("dist/ids.json", "[1]\n");
+    let before = f.upstream_tip();
+    let run = run_signed(&f, &secret, &[("SIGNING_KEY_PASSPHRASE", "the wrong one")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.report["errors"][0]["variable"],
+        "SIGNING_KEY_PASSPHRASE"
+    );
+    assert!(run.stderr.contains("wrong passphrase"), "{}", run.stderr);
+    assert_eq!(f.upstream_tip(), before);
+}
+
+#[test]
+fn the_copy_for_another_repository_is_signed() {
+    let f = Fixture::new(Some(50));
+    let key = SshKey::new(&f.world.path().join("keys"), "ed25519", None, "");
+    let docs = f.world.upstream("ws/docs", 2);
+    f.write("dist/api.json", "{\"v\": 2}\n");
+    let url = f.server.url("ws/docs.git");
+    let run = run_signed(
+        &f,
+        &key.text(),
+        &[
+            ("REMOTE_URL", url.as_str()),
+            ("FILES", "dist/"),
+            ("RETRIES", "0"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let tip = git(&docs, &["rev-parse", "main"]);
+    assert_eq!(run.report["commit"]["sha"], tip.as_str());
+    assert_eq!(run.report["commit"]["signature"]["format"], "ssh");
+    let allowed = key.allowed_signers(f.world.path());
+    let out = verify_ssh(&docs, &allowed, "verify-commit", "main");
+    assert_verified(&out, &format!("Good \"git\" signature for {BOT_EMAIL}"));
 }
 
 #[test]

@@ -222,7 +222,8 @@ fn size_limit_and_unknown_hook_over_ssh() {
             "Repository is over the size limit (4 GB) and will not accept further additions.",
             "repository_size_limit",
         ),
-        ("Commits must be signed.", "hook_rejected"),
+        ("Commits must be signed.", "signature_required"),
+        ("Commit messages must name a JIRA issue.", "hook_rejected"),
     ] {
         let s = fixture(false, true);
         s.f.world.hook(
