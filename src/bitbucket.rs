@@ -52,6 +52,9 @@ pub struct BitbucketBranchRestriction {
     pub users: Vec<BitbucketAccount>,
     #[serde(default)]
     pub groups: Vec<BitbucketGroup>,
+    /// The number a merge check asks for (approvals, successful builds).
+    #[serde(default)]
+    pub value: Option<i64>,
 }
 
 /// `group` (as embedded in a branch restriction).
@@ -72,6 +75,37 @@ pub struct BitbucketRepositoryPermission {
 pub struct BitbucketPullRequest {
     pub id: u64,
     pub links: Option<BitbucketPullRequestLinks>,
+    /// `OPEN`, `MERGED`, `DECLINED`, `SUPERSEDED`.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub merge_commit: Option<BitbucketCommitRef>,
+}
+
+/// `{hash}`, as `pullrequest.merge_commit` names a commit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BitbucketCommitRef {
+    pub hash: String,
+}
+
+/// What POST …/pullrequests/{id}/merge answered.
+#[derive(Debug, Clone)]
+pub enum MergeAnswer {
+    /// 200: the pull request, merged.
+    Merged(BitbucketPullRequest),
+    /// 202: the merge runs on; its task status is at this URL (the
+    /// Location header).
+    Pending(String),
+}
+
+/// The task status of an asynchronous merge. Its shape is not in the
+/// published spec (the 200 answer has no schema): `task_status` `PENDING`
+/// or `SUCCESS`, and with SUCCESS `merge_result`, the pull request, as
+/// Atlassian's API reference describes it in prose. Read loosely.
+#[derive(Debug, Clone, Deserialize)]
+struct BitbucketMergeTask {
+    task_status: Option<String>,
+    merge_result: Option<BitbucketPullRequest>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -225,6 +259,51 @@ impl Client {
         parse(&text)
     }
 
+    /// POST /repositories/{workspace}/{repo_slug}/pullrequests/{id}/merge.
+    pub fn merge_pull_request(
+        &self,
+        full_name: &str,
+        id: u64,
+        strategy: &str,
+    ) -> Result<MergeAnswer, ApiError> {
+        let (workspace, slug) = split(full_name);
+        let url = format!(
+            "{}/repositories/{workspace}/{slug}/pullrequests/{id}/merge",
+            self.base
+        );
+        let body = serde_json::json!({
+            "type": "pullrequest_merge_parameters",
+            "merge_strategy": strategy,
+            "close_source_branch": true,
+        });
+        let (status, location, text) = self.send_full(self.json(self.http.post(&url), &body))?;
+        if status == 202 {
+            let task = location
+                .map(|l| self.through_proxy(l))
+                .filter(|l| crate::origin::same_origin(l, &self.base))
+                .ok_or_else(|| ApiError {
+                    status: Some(202),
+                    message: "the merge was accepted to run later, but its status is not at an address on API_URL's origin (the credential goes only there)".into(),
+                })?;
+            return Ok(MergeAnswer::Pending(task));
+        }
+        parse(&text).map(MergeAnswer::Merged)
+    }
+
+    /// GET of a merge's task status: the merged pull request, or None while
+    /// it is pending.
+    pub fn merge_task(&self, url: &str) -> Result<Option<BitbucketPullRequest>, ApiError> {
+        let task: BitbucketMergeTask = self.get_json(url)?;
+        match (task.task_status.as_deref(), task.merge_result) {
+            (Some("SUCCESS"), Some(pr)) => Ok(Some(pr)),
+            (Some("SUCCESS"), None) => Err(ApiError {
+                status: None,
+                message: "the merge task succeeded without naming the merged pull request".into(),
+            }),
+            _ => Ok(None),
+        }
+    }
+
     /// PUT /repositories/{workspace}/{repo_slug}/commit/{commit}/reports/{reportId}.
     pub fn put_report(
         &self,
@@ -298,6 +377,14 @@ impl Client {
 
     /// The choke point: auth header (marked sensitive), status and error text kept.
     fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<String, ApiError> {
+        self.send_full(req).map(|(_, _, text)| text)
+    }
+
+    /// [`Client::send`], with the status and the Location header of a success.
+    fn send_full(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> Result<(u16, Option<String>, String), ApiError> {
         let started = std::time::Instant::now();
         let result = self.send_timed(req);
         API_TIME_MS.fetch_add(
@@ -307,7 +394,10 @@ impl Client {
         result
     }
 
-    fn send_timed(&self, mut req: reqwest::blocking::RequestBuilder) -> Result<String, ApiError> {
+    fn send_timed(
+        &self,
+        mut req: reqwest::blocking::RequestBuilder,
+    ) -> Result<(u16, Option<String>, String), ApiError> {
         req = req.header("Accept", "application/json");
         if let Some(auth) = &self.authorization {
             let mut value =
@@ -323,9 +413,14 @@ impl Client {
             message: crate::text::error_chain(&e.without_url()),
         })?;
         let status = resp.status();
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
         let text = resp.text().unwrap_or_default();
         if status.is_success() {
-            return Ok(text);
+            return Ok((status.as_u16(), location, text));
         }
         let message = match serde_json::from_str::<BitbucketError>(&text) {
             Ok(e) => match e.error.detail {

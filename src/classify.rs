@@ -756,7 +756,9 @@ mod tests {
                 users: vec!["Release Bot".into()],
                 groups: vec!["Maintainers".into()],
                 user_uuids: vec![],
+                value: None,
             }]),
+            merge_rules: None,
             notes: vec![],
         }
     }

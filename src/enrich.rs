@@ -15,6 +15,19 @@ use serde::Serialize;
 /// CONFIRMED, so it is reported as possibly involved).
 const PUSH_KINDS: &[&str] = &["push", "restrict_merges", "force"];
 
+/// Restriction kinds that can stop the merge of a pull request
+/// (ON_RESTRICTED=merge): who may merge, and the merge checks a new pull
+/// request from commit-back cannot meet by itself (approvals, builds: the
+/// artifact commit carries `[skip ci]`). Merge checks are enforced on
+/// Premium plans (facts, "Branch restrictions").
+const MERGE_KINDS: &[&str] = &[
+    "restrict_merges",
+    "require_approvals_to_merge",
+    "require_default_reviewer_approvals_to_merge",
+    "require_review_group_approvals_to_merge",
+    "require_passing_builds_to_merge",
+];
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Identity {
     /// `user`, or `app_user` for access tokens.
@@ -33,6 +46,9 @@ pub struct Rule {
     pub groups: Vec<String>,
     #[serde(skip)]
     pub user_uuids: Vec<String>,
+    /// What a merge check asks for (approvals, successful builds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
 }
 
 /// The API's view, as reported in `blockage.context`.
@@ -43,6 +59,10 @@ pub struct ApiContext {
     pub permission: Option<String>,
     /// Restrictions on the target branch (None: could not be read).
     pub rules: Option<Vec<Rule>>,
+    /// Rules on merging pull requests into the branch (ON_RESTRICTED=merge
+    /// only; None otherwise or when unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_rules: Option<Vec<Rule>>,
     /// Why something could not be read (one sentence each).
     pub notes: Vec<String>,
 }
@@ -84,6 +104,7 @@ pub fn gather(
                 ));
             }
             ctx.rules = Some(matching(&all.values, branch));
+            ctx.merge_rules = Some(matching_kinds(&all.values, branch, MERGE_KINDS));
         }
         Err(e) => ctx.notes.push(rules_unreadable(&e)),
     }
@@ -113,8 +134,13 @@ fn rules_unreadable(e: &ApiError) -> String {
 
 /// The restrictions that can stop a push to `branch`.
 pub fn matching(all: &[BitbucketBranchRestriction], branch: &str) -> Vec<Rule> {
+    matching_kinds(all, branch, PUSH_KINDS)
+}
+
+/// The restrictions of `kinds` that apply to `branch`.
+fn matching_kinds(all: &[BitbucketBranchRestriction], branch: &str, kinds: &[&str]) -> Vec<Rule> {
     all.iter()
-        .filter(|r| PUSH_KINDS.contains(&r.kind.as_str()))
+        .filter(|r| kinds.contains(&r.kind.as_str()))
         .filter(|r| match r.branch_match_kind.as_deref() {
             Some("branching_model") => true, // the branching model is not read: may apply
             _ => pattern_matches(&r.pattern, branch),
@@ -150,8 +176,77 @@ pub fn matching(all: &[BitbucketBranchRestriction], branch: &str) -> Vec<Rule> {
                 .map(|g| untrusted(&g))
                 .collect(),
             user_uuids: r.users.iter().filter_map(|u| u.uuid.clone()).collect(),
+            value: r.value,
         })
         .collect()
+}
+
+/// The dry run's verdict on merging the fallback pull request
+/// (ON_RESTRICTED=merge): Ok(what allows it) or Err(why it would be refused),
+/// None when the rules could not be read.
+pub fn predict_merge(
+    ctx: &ApiContext,
+    credential: CredentialKind,
+) -> Option<Result<String, String>> {
+    let rules = ctx.merge_rules.as_ref()?;
+    let token = matches!(
+        credential,
+        CredentialKind::AccessToken | CredentialKind::Pipeline
+    );
+    let uuid = ctx.identity.as_ref().and_then(|i| i.uuid.clone());
+    for r in rules {
+        let wanted = r.value.unwrap_or(1);
+        match r.kind.as_str() {
+            "restrict_merges" => {
+                let listed = uuid.as_ref().is_some_and(|u| r.user_uuids.contains(u));
+                if token || (!listed && r.groups.is_empty()) {
+                    return Some(Err(format!(
+                        "rule #{} (restrict_merges on '{}') lets only {} merge, and {}",
+                        r.id.unwrap_or_default(),
+                        r.pattern,
+                        allowed_list(r),
+                        if token {
+                            "an access token cannot be named in it"
+                        } else {
+                            "this account is not among them"
+                        }
+                    )));
+                }
+            }
+            "require_passing_builds_to_merge" if wanted > 0 => {
+                return Some(Err(format!(
+                    "rule #{} asks for {wanted} successful build(s) before a merge, and the artifact commit starts no pipeline ([skip ci])",
+                    r.id.unwrap_or_default()
+                )));
+            }
+            kind if kind.contains("approvals") && wanted > 0 => {
+                return Some(Err(format!(
+                    "rule #{} ({kind}) asks for {wanted} approval(s), and a new pull request has none",
+                    r.id.unwrap_or_default()
+                )));
+            }
+            _ => {}
+        }
+    }
+    Some(Ok(if rules.is_empty() {
+        "no rule restricts merging into the branch".into()
+    } else {
+        "the merge rules allow it".into()
+    }))
+}
+
+fn allowed_list(r: &Rule) -> String {
+    let who: Vec<String> = r
+        .users
+        .iter()
+        .cloned()
+        .chain(r.groups.iter().map(|g| format!("group {g}")))
+        .collect();
+    if who.is_empty() {
+        "nobody".into()
+    } else {
+        who.join(", ")
+    }
 }
 
 /// The dry run's verdict on the restrictions.
@@ -204,6 +299,7 @@ mod tests {
             kind: kind.into(),
             branch_match_kind: Some("glob".into()),
             branch_type: None,
+            value: None,
             pattern: pattern.into(),
             users: users
                 .iter()
@@ -234,6 +330,7 @@ mod tests {
             }),
             permission: None,
             rules: Some(rules),
+            merge_rules: None,
             notes: vec![],
         }
     }

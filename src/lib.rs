@@ -11,6 +11,7 @@ pub mod git;
 pub mod help;
 pub mod insights;
 pub mod log;
+pub mod merge_refusal;
 pub mod origin;
 pub mod progress;
 pub mod pull_request;

@@ -213,6 +213,27 @@ pub struct PullRequest {
     pub destination_branch: String,
     /// An open pull request from the same source branch was reused.
     pub reused: bool,
+    /// ON_RESTRICTED=merge: the pull request was merged into the destination.
+    pub merged: bool,
+    /// The commit the merge left on the destination branch (the artifact
+    /// commit itself with `fast_forward`).
+    pub merge_commit: Option<String>,
+    /// MERGE_STRATEGY, when a merge was asked for.
+    pub merge_strategy: Option<String>,
+    /// Why the merge was refused; the pull request stays open.
+    pub merge_refusal: Option<MergeRefusal>,
+}
+
+/// Why Bitbucket did not merge the fallback pull request.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MergeRefusal {
+    pub kind: crate::merge_refusal::MergeRefusalKind,
+    pub summary: String,
+    pub explanation: String,
+    /// The API's status (None: no answer) and message, as Bitbucket gave them.
+    pub http_status: Option<u16>,
+    pub message: String,
+    pub remedies: Vec<Remedy>,
 }
 
 #[derive(Debug, Clone, Serialize)]

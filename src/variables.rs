@@ -97,12 +97,17 @@ pub const VARIABLES: &[VariableDoc] = &[
     var(
         "ON_RESTRICTED",
         "fail",
-        "`pull-request`: when a branch restriction refuses the push, push the commit to PR_BRANCH and open a pull request to BRANCH.",
+        "`pull-request`: when a branch restriction refuses the push, push the commit to PR_BRANCH and open a pull request to BRANCH. `merge`: the same, then merge the pull request through the API (MERGE_STRATEGY), rebasing it when BRANCH moved.",
     ),
     var(
         "PR_BRANCH",
         "commit-back/<BRANCH>-<BITBUCKET_BUILD_NUMBER>",
         "Source branch of the fallback pull request.",
+    ),
+    var(
+        "MERGE_STRATEGY",
+        "fast_forward",
+        "How ON_RESTRICTED=merge merges: `fast_forward` (the artifact commit itself lands, with its signature), `merge_commit`, `squash`, `squash_fast_forward`, `rebase_fast_forward` or `rebase_merge`.",
     ),
     var(
         "CODE_INSIGHTS",

@@ -56,6 +56,7 @@ pub struct RawVars {
     pub on_restricted: Option<String>,
     pub pr_branch: Option<String>,
     pub code_insights: Option<String>,
+    pub merge_strategy: Option<String>,
     // Credentials (names from the Bitbucket pipes ecosystem).
     // Secrets are typed as such from the moment they are read: their Debug
     // shows `Secret(***)`, and only `expose()` reaches the value.
@@ -142,7 +143,31 @@ pub enum Transport {
 pub enum OnRestricted {
     Fail,
     PullRequest,
+    /// Open the pull request, then merge it through the API.
+    Merge,
 }
+
+impl OnRestricted {
+    /// As written in ON_RESTRICTED.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnRestricted::Fail => "fail",
+            OnRestricted::PullRequest => "pull-request",
+            OnRestricted::Merge => "merge",
+        }
+    }
+}
+
+/// `merge_strategy` of the pull request merge (ON_RESTRICTED=merge), as the
+/// spec's `pullrequest_merge_parameters` enumerates them.
+pub const MERGE_STRATEGIES: &[&str] = &[
+    "fast_forward",
+    "merge_commit",
+    "squash",
+    "squash_fast_forward",
+    "rebase_fast_forward",
+    "rebase_merge",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunMode {
@@ -176,6 +201,8 @@ pub struct Config {
     pub on_restricted: OnRestricted,
     /// PR_BRANCH, or None for the default (needs the artifact commit's sha).
     pub pr_branch: Option<String>,
+    /// MERGE_STRATEGY (ON_RESTRICTED=merge): one of [`MERGE_STRATEGIES`].
+    pub merge_strategy: String,
     /// In Pipelines with CODE_INSIGHTS on: post a Code Insights report.
     pub code_insights: bool,
     /// Running inside Bitbucket Pipelines (CI and BITBUCKET_PIPELINE_UUID set).
@@ -358,14 +385,33 @@ impl Config {
             None => OnRestricted::Fail,
             Some(v) if v == "fail" => OnRestricted::Fail,
             Some(v) if v == "pull-request" || v == "pull_request" => OnRestricted::PullRequest,
+            Some(v) if v == "merge" => OnRestricted::Merge,
             Some(v) => {
                 err(ConfigError::new(
                     "ON_RESTRICTED",
                     format!(
-                        "'{v}' is not supported; use ON_RESTRICTED=fail or ON_RESTRICTED=pull-request"
+                        "'{v}' is not supported; use ON_RESTRICTED=fail, ON_RESTRICTED=pull-request or ON_RESTRICTED=merge"
                     ),
                 ));
                 OnRestricted::Fail
+            }
+        };
+        let merge_strategy = match raw
+            .merge_strategy
+            .as_deref()
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
+            None => MERGE_STRATEGIES[0].to_owned(),
+            Some(v) if MERGE_STRATEGIES.contains(&v.as_str()) => v,
+            Some(v) => {
+                err(ConfigError::new(
+                    "MERGE_STRATEGY",
+                    format!(
+                        "'{v}' is not a Bitbucket merge strategy; use one of {} (fast_forward lands the artifact commit itself, with its signature)",
+                        MERGE_STRATEGIES.join(", ")
+                    ),
+                ));
+                MERGE_STRATEGIES[0].to_owned()
             }
         };
         let pr_branch = match &raw.pr_branch {
@@ -577,6 +623,7 @@ impl Config {
             network_timeout,
             on_restricted,
             pr_branch,
+            merge_strategy,
             code_insights,
             in_pipelines: raw.ci.is_some() && raw.bitbucket_pipeline_uuid.is_some(),
             pipelines_detected: pipelines_detected(raw),

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod lfs;
+mod merge;
 mod push;
 mod refused;
 mod verdict;

@@ -35,7 +35,7 @@ impl Pusher<'_> {
     }
 
     /// A REST client for this credential, or why there is none.
-    fn api_client(&self) -> Result<Client, String> {
+    pub(super) fn api_client(&self) -> Result<Client, String> {
         let config = self.config;
         let timeout = config
             .network_timeout
@@ -63,6 +63,24 @@ impl Pusher<'_> {
         }
     }
 
+    /// ON_RESTRICTED=merge in a dry run: what would happen after the push
+    /// is refused, in one sentence.
+    fn predict_merge(&self, ctx: Option<&ApiContext>) -> String {
+        let strategy = &self.config.merge_strategy;
+        let branch = &self.config.branch;
+        match ctx.and_then(|c| enrich::predict_merge(c, self.config.credential.kind())) {
+            Some(Ok(why)) => format!(
+                "With ON_RESTRICTED=merge, a pull request would be opened and merged into {branch} ({strategy}): {why}."
+            ),
+            Some(Err(why)) => format!(
+                "With ON_RESTRICTED=merge, a pull request would be opened, but its merge into {branch} would be refused: {why}; the pull request would stay open."
+            ),
+            None => format!(
+                "With ON_RESTRICTED=merge, a pull request would be opened and merged into {branch} ({strategy}) if the merge rules allow it; they could not be read."
+            ),
+        }
+    }
+
     /// Asks the API about identity, permission and the branch's rules.
     fn enrich(&self) -> Option<ApiContext> {
         let repository = self.config.repository.as_deref()?;
@@ -70,12 +88,15 @@ impl Pusher<'_> {
             Ok(client) => {
                 self.log
                     .info("Asking the Bitbucket API who this credential is and which rules apply…");
-                let ctx = enrich::gather(
+                let mut ctx = enrich::gather(
                     &client,
                     repository,
                     &self.config.branch,
                     self.config.credential.kind(),
                 );
+                if self.config.on_restricted != OnRestricted::Merge {
+                    ctx.merge_rules = None;
+                }
                 ctx.notes.iter().for_each(|n| self.log.debug(n));
                 Some(ctx)
             }
@@ -148,6 +169,8 @@ impl Pusher<'_> {
                     .unwrap_or(Prediction::Unknown);
                 let rules_note = match &prediction {
                     Prediction::Refused(_) => {
+                        let merge = (self.config.on_restricted == OnRestricted::Merge)
+                            .then(|| self.predict_merge(ctx.as_ref()));
                         let situation = self.situation(ctx);
                         let mut blockage = classify::blockage_for(
                             BlockageKind::BranchRestriction,
@@ -156,6 +179,11 @@ impl Pusher<'_> {
                         );
                         blockage.summary =
                             format!("Dry run: the push would be refused. {}", blockage.summary);
+                        if let Some(merge) = merge {
+                            log.info(&merge);
+                            blockage.explanation.push(' ');
+                            blockage.explanation.push_str(&merge);
+                        }
                         self.show(blockage);
                         return Ok(());
                     }
@@ -198,11 +226,10 @@ impl Pusher<'_> {
             .then(|| self.enrich())
             .flatten();
         let blockage = classify::classify(&evidence, &self.situation(api));
-        if kind == BlockageKind::BranchRestriction
-            && self.config.on_restricted == OnRestricted::PullRequest
-        {
+        let fallback = self.config.on_restricted;
+        if kind == BlockageKind::BranchRestriction && fallback != OnRestricted::Fail {
             match self.open_pull_request(commit, &blockage) {
-                Ok(pr) => {
+                Ok(mut pr) => {
                     self.log.plain(format!(
                         "The push to {} was refused: {}",
                         self.config.branch, blockage.summary
@@ -217,13 +244,18 @@ impl Pusher<'_> {
                         pr.url
                     );
                     self.report.blockage = Some(blockage);
-                    self.log.success(&self.report.summary);
+                    if fallback == OnRestricted::Merge {
+                        self.log.info(&self.report.summary);
+                        self.merge_pull_request(&mut pr, commit);
+                    } else {
+                        self.log.success(&self.report.summary);
+                    }
                     self.report.pull_request = Some(pr);
                     return Ok(());
                 }
                 Err(why) => {
                     self.log
-                        .warning(format!("ON_RESTRICTED=pull-request: {why}"));
+                        .warning(format!("ON_RESTRICTED={}: {why}", fallback.name()));
                     self.report.pull_request_error = Some(why);
                 }
             }
@@ -275,7 +307,8 @@ impl Pusher<'_> {
         });
         let client = self.api_client()?;
         self.log.info(format!(
-            "ON_RESTRICTED=pull-request: pushing {} to {source}.",
+            "ON_RESTRICTED={}: pushing {} to {source}.",
+            config.on_restricted.name(),
             short(commit.oid)
         ));
         let endpoint = self.endpoint();
@@ -322,6 +355,10 @@ impl Pusher<'_> {
             source_branch: source,
             destination_branch: config.branch.clone(),
             reused,
+            merged: false,
+            merge_commit: None,
+            merge_strategy: None,
+            merge_refusal: None,
         })
     }
 

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -55,6 +56,21 @@ struct State {
     refuse_pull_requests: Option<(u16, String)>,
     /// Answer report uploads with this status.
     fail_reports: Option<u16>,
+    /// `workspace/slug` -> the bare repository a merge applies to.
+    repositories: HashMap<String, PathBuf>,
+    /// Approvals and successful builds every pull request has (merge checks).
+    approvals: i64,
+    builds: i64,
+    /// Merge strategies the repository allows (None: all).
+    strategies: Option<Vec<String>>,
+    /// Answer merges with 202 and a task to poll.
+    async_merges: bool,
+    /// Task id -> (polls still answered PENDING, the merged pull request).
+    tasks: HashMap<String, (u32, Value)>,
+    /// Commits someone pushes to the destination just before the next merges.
+    destination_moves: u32,
+    /// A Location header for the answer being built.
+    location: Option<String>,
     log: Vec<ApiRecord>,
 }
 
@@ -180,6 +196,70 @@ impl ApiServer {
     /// The branch-restrictions page names this `next` page.
     pub fn restrictions_next(&self, url: &str) -> &Self {
         self.state.lock().unwrap().restrictions_next = Some(url.to_owned());
+        self
+    }
+
+    /// Any branch restriction (`restrict_merges`, `require_approvals_to_merge`,
+    /// `require_passing_builds_to_merge`, …) on `pattern`, with its users
+    /// (uuid, name) and `value`.
+    pub fn rule(
+        &self,
+        id: i64,
+        kind: &str,
+        pattern: &str,
+        users: &[(&str, &str)],
+        value: Option<i64>,
+    ) -> &Self {
+        let users: Vec<Value> = users
+            .iter()
+            .map(|(uuid, name)| json!({"type": "user", "uuid": uuid, "display_name": name}))
+            .collect();
+        let mut rule = json!({
+            "type": "branchrestriction", "id": id, "kind": kind, "branch_match_kind": "glob", "pattern": pattern,
+            "users": users, "groups": [],
+            "links": {"self": {"href": format!("https://api.bitbucket.org/2.0/repositories/ws/repo/branch-restrictions/{id}")}}
+        });
+        if let Some(v) = value {
+            rule["value"] = json!(v);
+        }
+        self.state.lock().unwrap().restrictions.push(rule);
+        self
+    }
+
+    /// Merges of `full_name`'s pull requests apply to this bare repository.
+    pub fn repository(&self, full_name: &str, bare: &Path) -> &Self {
+        self.state
+            .lock()
+            .unwrap()
+            .repositories
+            .insert(full_name.to_owned(), bare.to_owned());
+        self
+    }
+
+    /// Every pull request has this many approvals and successful builds.
+    pub fn checks_met(&self, approvals: i64, builds: i64) -> &Self {
+        let mut st = self.state.lock().unwrap();
+        st.approvals = approvals;
+        st.builds = builds;
+        self
+    }
+
+    /// Only these merge strategies are allowed.
+    pub fn allow_strategies(&self, strategies: &[&str]) -> &Self {
+        self.state.lock().unwrap().strategies =
+            Some(strategies.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Merges answer 202 with a task that is PENDING for `polls` polls.
+    pub fn async_merges(&self) -> &Self {
+        self.state.lock().unwrap().async_merges = true;
+        self
+    }
+
+    /// Before each of the next `times` merges, someone pushes to the destination.
+    pub fn move_destination_before_merges(&self, times: u32) -> &Self {
+        self.state.lock().unwrap().destination_moves = times;
         self
     }
 
@@ -360,6 +440,29 @@ fn route(
             st.pull_requests.push(pr.clone());
             (201, pr)
         }
+        ("POST", ["repositories", ws, repo, "pullrequests", id, "merge"]) => {
+            merge(st, &format!("{ws}/{repo}"), id, &account, body)
+        }
+        (
+            "GET",
+            [
+                "repositories",
+                _ws,
+                _repo,
+                "pullrequests",
+                _id,
+                "merge",
+                "task-status",
+                task,
+            ],
+        ) => match st.tasks.get_mut(*task) {
+            None => error(400, "No such merge task"),
+            Some((pending, _)) if *pending > 0 => {
+                *pending -= 1;
+                (200, json!({"task_status": "PENDING"}))
+            }
+            Some((_, pr)) => (200, json!({"task_status": "SUCCESS", "merge_result": pr})),
+        },
         ("PUT", ["repositories", _ws, _repo, "commit", commit, "reports", id]) => {
             if let Some(status) = st.fail_reports {
                 return error(status, "Something went wrong");
@@ -370,6 +473,204 @@ fn route(
         }
         _ => error(404, "Resource not found"),
     }
+}
+
+/// A restriction's glob, as Bitbucket reads it: `*` matches any run.
+fn glob(pattern: &str, branch: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == branch,
+        Some((head, rest)) => branch
+            .strip_prefix(head)
+            .is_some_and(|b| (0..=b.len()).any(|i| b.is_char_boundary(i) && glob(rest, &b[i..]))),
+    }
+}
+
+/// git in `bare`; Err with its stderr.
+fn git_in(bare: &Path, args: &[&str]) -> Result<String, String> {
+    let out = crate::git_command(bare)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Bitbucket")
+        .env("GIT_AUTHOR_EMAIL", "noreply@bitbucket.org")
+        .env("GIT_COMMITTER_NAME", "Bitbucket")
+        .env("GIT_COMMITTER_EMAIL", "noreply@bitbucket.org")
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// POST …/pullrequests/{id}/merge, applied to the real repository. The
+/// refusal texts are this stand-in's own (Bitbucket's are not confirmed);
+/// the statuses follow the spec where it names them (409, 555).
+fn merge(
+    st: &mut State,
+    full_name: &str,
+    id: &str,
+    account: &ApiAccount,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let Some(index) = id.parse::<usize>().ok().and_then(|i| i.checked_sub(1)) else {
+        return error(404, "Resource not found");
+    };
+    let Some(pr) = st.pull_requests.get(index).cloned() else {
+        return error(404, "Resource not found");
+    };
+    if pr["state"] != "OPEN" {
+        return error(400, "The pull request is not open");
+    }
+    let Some(bare) = st.repositories.get(full_name).cloned() else {
+        return error(500, "the stand-in knows no repository for this merge");
+    };
+    let source = pr["source"]["branch"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let destination = pr["destination"]["branch"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let uuid = account.json["uuid"].as_str().unwrap_or_default().to_owned();
+    for rule in st
+        .restrictions
+        .iter()
+        .filter(|r| glob(r["pattern"].as_str().unwrap_or(""), &destination))
+    {
+        let wanted = rule["value"].as_i64().unwrap_or(1);
+        match rule["kind"].as_str().unwrap_or("") {
+            "restrict_merges" => {
+                let listed = rule["users"]
+                    .as_array()
+                    .is_some_and(|u| u.iter().any(|u| u["uuid"] == uuid.as_str()));
+                if !listed {
+                    return error(
+                        403,
+                        &format!("You are not allowed to merge into {destination}."),
+                    );
+                }
+            }
+            "require_approvals_to_merge" if st.approvals < wanted => {
+                return error(
+                    400,
+                    &format!("Merge checks failed: this pull request needs {wanted} approval(s)."),
+                );
+            }
+            "require_passing_builds_to_merge" if st.builds < wanted => {
+                return error(
+                    400,
+                    &format!(
+                        "Merge checks failed: this pull request needs {wanted} successful build(s)."
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    let strategy = body
+        .and_then(|b| b["merge_strategy"].as_str())
+        .unwrap_or("merge_commit")
+        .to_owned();
+    if st
+        .strategies
+        .as_ref()
+        .is_some_and(|s| !s.contains(&strategy))
+    {
+        return error(
+            400,
+            &format!("The merge strategy {strategy} is not allowed for this branch."),
+        );
+    }
+    let dest_ref = format!("refs/heads/{destination}");
+    if st.destination_moves > 0 {
+        st.destination_moves -= 1;
+        let moved = (|| {
+            let tip = git_in(&bare, &["rev-parse", &dest_ref])?;
+            let commit = git_in(
+                &bare,
+                &[
+                    "commit-tree",
+                    &format!("{tip}^{{tree}}"),
+                    "-p",
+                    &tip,
+                    "-m",
+                    "Someone else's change",
+                ],
+            )?;
+            git_in(&bare, &["update-ref", &dest_ref, &commit, &tip])
+        })();
+        if let Err(e) = moved {
+            return error(500, &e);
+        }
+    }
+    let applied = (|| -> Result<String, (u16, String)> {
+        let fail = |e: String| (500, e);
+        let src = git_in(&bare, &["rev-parse", &format!("refs/heads/{source}")]).map_err(fail)?;
+        let dest = git_in(&bare, &["rev-parse", &dest_ref]).map_err(fail)?;
+        let title = pr["title"].as_str().unwrap_or("merge").to_owned();
+        let merged = match strategy.as_str() {
+            "fast_forward" => {
+                if git_in(&bare, &["merge-base", "--is-ancestor", &dest, &src]).is_err() {
+                    return Err((
+                        400,
+                        format!(
+                            "Fast-forward merge is not possible: {destination} has moved since the pull request's branch was made."
+                        ),
+                    ));
+                }
+                src.clone()
+            }
+            _ => {
+                let tree = git_in(&bare, &["merge-tree", "--write-tree", &dest, &src])
+                    .map_err(|e| (409, format!("Unable to merge: {e}")))?;
+                let tree = tree.lines().next().unwrap_or_default().to_owned();
+                let message = format!(
+                    "Merged in {source} (pull request #{id})
+
+{title}"
+                );
+                let mut args = vec!["commit-tree", tree.as_str(), "-p", dest.as_str()];
+                if strategy != "squash" {
+                    args.extend(["-p", src.as_str()]);
+                }
+                args.extend(["-m", message.as_str()]);
+                git_in(&bare, &args).map_err(fail)?
+            }
+        };
+        git_in(&bare, &["update-ref", &dest_ref, &merged, &dest]).map_err(|e| (409, e))?;
+        if body
+            .and_then(|b| b["close_source_branch"].as_bool())
+            .unwrap_or(false)
+        {
+            git_in(
+                &bare,
+                &["update-ref", "-d", &format!("refs/heads/{source}")],
+            )
+            .map_err(fail)?;
+        }
+        Ok(merged)
+    })();
+    let merged = match applied {
+        Ok(m) => m,
+        Err((status, message)) => return error(status, &message),
+    };
+    let pr = {
+        let pr = &mut st.pull_requests[index];
+        pr["state"] = json!("MERGED");
+        pr["merge_commit"] = json!({"hash": merged});
+        pr["closed_by"] = account.json.clone();
+        pr.clone()
+    };
+    if st.async_merges {
+        let task = format!("task-{id}");
+        st.tasks.insert(task.clone(), (1, pr));
+        st.location = Some(format!(
+            "/2.0/repositories/{full_name}/pullrequests/{id}/merge/task-status/{task}"
+        ));
+        return (202, json!({}));
+    }
+    (200, pr)
 }
 
 fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
@@ -387,7 +688,7 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     } else {
         serde_json::from_slice(&req.body).ok()
     };
-    let (status, response) = {
+    let (status, response, location) = {
         let mut st = state.lock().unwrap();
         let key = authorization.clone().or_else(|| {
             if req.proxied {
@@ -405,6 +706,14 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             account,
             body.as_ref(),
         );
+        let location = st.location.take().map(|path| match &req.proxied_host {
+            // Through the auth proxy the API is Bitbucket's, on https.
+            Some(host) => format!("https://{host}{path}"),
+            None => format!(
+                "http://{}{path}",
+                req.headers.get("host").cloned().unwrap_or_default()
+            ),
+        });
         st.log.push(ApiRecord {
             method: req.method.clone(),
             path: path.clone(),
@@ -415,15 +724,14 @@ fn handle(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             status,
             response: response.clone(),
         });
-        (status, response)
+        (status, response, location)
     };
     let text = serde_json::to_vec(&response).unwrap();
-    respond(
-        &mut out,
-        status,
-        &[("Content-Type".into(), "application/json".into())],
-        &text,
-    )?;
+    let mut headers = vec![("Content-Type".into(), "application/json".into())];
+    if let Some(l) = location {
+        headers.push(("Location".into(), l));
+    }
+    respond(&mut out, status, &headers, &text)?;
     let _ = out.shutdown(Shutdown::Both);
     Ok(())
 }

@@ -287,6 +287,49 @@ pub fn all(bin: &Path) -> Vec<Shown> {
     out
 }
 
+/// ON_RESTRICTED=merge with an access token: the push is refused by a
+/// branch restriction, the pull request opened, and its merge refused by a
+/// merge check (one successful build required; the artifact commit starts
+/// none). The README's example of a merge refusal.
+pub fn merge_refused(bin: &Path) -> Shown {
+    let s = scene();
+    s.world.restrict_branch(&s.bare, "main", &["release-bot"]);
+    let api = ApiServer::start();
+    api.access_token(TOKEN, "pipeline-token", true);
+    api.restrict(
+        7,
+        "main",
+        &[("{0f0f0f0f-0000-4000-8000-00000000r31e}", "Release Bot")],
+        &[],
+    );
+    api.rule(9, "require_passing_builds_to_merge", "main", &[], Some(1));
+    api.repository("acme/site", &s.bare);
+    let url = api.base_url();
+    let run = run(
+        bin,
+        &s,
+        &[
+            ("API_URL", url.as_str()),
+            ("ON_RESTRICTED", "merge"),
+            ("BITBUCKET_BUILD_NUMBER", "7"),
+        ],
+    );
+    Shown {
+        kind: "merge_checks",
+        title: "ON_RESTRICTED=merge, the merge waits for a passing build",
+        run,
+    }
+}
+
+/// Markdown for the README: the log and the pull request of a merge run.
+pub fn merge_markdown(s: &Shown) -> String {
+    let pr = serde_json::to_string_pretty(&s.run.report["pull_request"]).unwrap();
+    format!(
+        "<details><summary><code>{}</code>: {} (exit {})</summary>\n\n```text\n{}```\n\n```json\n\"pull_request\": {}\n```\n\n</details>\n",
+        s.kind, s.title, s.run.code, s.run.stderr, pr
+    )
+}
+
 /// Markdown for the README: the log and the blockage of each run.
 pub fn markdown(shown: &[Shown]) -> String {
     let mut md = String::new();

@@ -10,7 +10,7 @@ use testkit::git;
 
 const BOT_EMAIL: &str = "ci-bot@example.com";
 const BOT_TOKEN: &str = "ATATT3x-bot-api-token-0815";
-const RELEASE_UUID: &str = "{0f0f0f0f-0000-4000-8000-00000000r31e}";
+pub(crate) const RELEASE_UUID: &str = "{0f0f0f0f-0000-4000-8000-00000000r31e}";
 const BOT_UUID: &str = "{0b0b0b0b-0000-4000-8000-0000000000b0}";
 
 fn bot_basic() -> String {

@@ -12,6 +12,7 @@ mod faults;
 mod http_push;
 mod lfs;
 mod lost_answers;
+mod merge;
 mod outside;
 mod parity;
 mod progress;
