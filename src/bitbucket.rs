@@ -260,11 +260,15 @@ impl Client {
     }
 
     /// POST /repositories/{workspace}/{repo_slug}/pullrequests/{id}/merge.
+    /// `message` is the artifact commit's: a strategy that makes a commit
+    /// of its own (merge_commit, squash, rebase_*) keeps `[skip ci]` and the
+    /// trailer LOOP_GUARD reads.
     pub fn merge_pull_request(
         &self,
         full_name: &str,
         id: u64,
         strategy: &str,
+        message: &str,
     ) -> Result<MergeAnswer, ApiError> {
         let (workspace, slug) = split(full_name);
         let url = format!(
@@ -275,19 +279,31 @@ impl Client {
             "type": "pullrequest_merge_parameters",
             "merge_strategy": strategy,
             "close_source_branch": true,
+            "message": message,
         });
         let (status, location, text) = self.send_full(self.json(self.http.post(&url), &body))?;
         if status == 202 {
+            // The Location may be relative: resolved against the request.
             let task = location
-                .map(|l| self.through_proxy(l))
+                .and_then(|l| reqwest::Url::parse(&url).ok()?.join(&l).ok())
+                .map(|l| self.through_proxy(l.to_string()))
                 .filter(|l| crate::origin::same_origin(l, &self.base))
                 .ok_or_else(|| ApiError {
-                    status: Some(202),
-                    message: "the merge was accepted to run later, but its status is not at an address on API_URL's origin (the credential goes only there)".into(),
+                    status: None,
+                    message: "the merge was accepted to run later, but its task status is not at an address on API_URL's origin (the credential goes only there)".into(),
                 })?;
             return Ok(MergeAnswer::Pending(task));
         }
         parse(&text).map(MergeAnswer::Merged)
+    }
+
+    /// GET /repositories/{workspace}/{repo_slug}/pullrequests/{id}.
+    pub fn pull_request(&self, full_name: &str, id: u64) -> Result<BitbucketPullRequest, ApiError> {
+        let (workspace, slug) = split(full_name);
+        self.get_json(&format!(
+            "{}/repositories/{workspace}/{slug}/pullrequests/{id}",
+            self.base
+        ))
     }
 
     /// GET of a merge's task status: the merged pull request, or None while

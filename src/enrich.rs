@@ -194,12 +194,19 @@ pub fn predict_merge(
         CredentialKind::AccessToken | CredentialKind::Pipeline
     );
     let uuid = ctx.identity.as_ref().and_then(|i| i.uuid.clone());
+    let mut uncertain = Vec::new();
     for r in rules {
         let wanted = r.value.unwrap_or(1);
         match r.kind.as_str() {
             "restrict_merges" => {
                 let listed = uuid.as_ref().is_some_and(|u| r.user_uuids.contains(u));
-                if token || (!listed && r.groups.is_empty()) {
+                if !listed && !token && !r.groups.is_empty() {
+                    uncertain.push(format!(
+                        "rule #{} lets groups {} merge, whose membership could not be checked",
+                        r.id.unwrap_or_default(),
+                        r.groups.join(", ")
+                    ));
+                } else if token || !listed {
                     return Some(Err(format!(
                         "rule #{} (restrict_merges on '{}') lets only {} merge, and {}",
                         r.id.unwrap_or_default(),
@@ -213,15 +220,16 @@ pub fn predict_merge(
                     )));
                 }
             }
+            // Merge checks are enforced on Premium plans (facts): said so.
             "require_passing_builds_to_merge" if wanted > 0 => {
                 return Some(Err(format!(
-                    "rule #{} asks for {wanted} successful build(s) before a merge, and the artifact commit starts no pipeline ([skip ci])",
+                    "rule #{} asks for {wanted} successful build(s) before a merge, and the artifact commit carries [skip ci] (if the workspace enforces merge checks)",
                     r.id.unwrap_or_default()
                 )));
             }
             kind if kind.contains("approvals") && wanted > 0 => {
                 return Some(Err(format!(
-                    "rule #{} ({kind}) asks for {wanted} approval(s), and a new pull request has none",
+                    "rule #{} ({kind}) asks for {wanted} approval(s), and a new pull request has none (if the workspace enforces merge checks)",
                     r.id.unwrap_or_default()
                 )));
             }
@@ -230,8 +238,10 @@ pub fn predict_merge(
     }
     Some(Ok(if rules.is_empty() {
         "no rule restricts merging into the branch".into()
-    } else {
+    } else if uncertain.is_empty() {
         "the merge rules allow it".into()
+    } else {
+        format!("it may be allowed: {}", uncertain.join("; "))
     }))
 }
 

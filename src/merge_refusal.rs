@@ -27,6 +27,8 @@ pub enum MergeRefusalKind {
     /// The merge took too long on Bitbucket's side (HTTP 555), or its
     /// task did not finish in time.
     TimedOut,
+    /// The API could not be reached (no answer).
+    Network,
     Unknown,
 }
 
@@ -35,7 +37,9 @@ impl MergeRefusalKind {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            MergeRefusalKind::DestinationMoved | MergeRefusalKind::TimedOut
+            MergeRefusalKind::DestinationMoved
+                | MergeRefusalKind::TimedOut
+                | MergeRefusalKind::Network
         )
     }
 }
@@ -55,6 +59,10 @@ pub fn kind_of(status: Option<u16>, message: &str) -> MergeRefusalKind {
     let has = |needle: &str| t.contains(needle);
     if status == Some(555) || has("timed out") {
         return TimedOut;
+    }
+    // No answer at all: the message is the network's, not Bitbucket's.
+    if status.is_none() {
+        return Network;
     }
     if status == Some(409)
         || (has("fast-forward") || has("fast forward"))
@@ -88,11 +96,40 @@ pub fn kind_of(status: Option<u16>, message: &str) -> MergeRefusalKind {
     Unknown
 }
 
+/// The refusal for the API's answer (`status`, `message`).
+/// A refusal commit-back found itself (no API answer to quote): `why` is
+/// its own sentence.
+pub fn local(
+    kind: MergeRefusalKind,
+    summary: String,
+    why: &str,
+    s: &MergeSituation<'_>,
+) -> MergeRefusal {
+    let mut refusal = classify_as(kind, None, why, s);
+    refusal.summary = summary;
+    refusal.explanation = format!("{why}.");
+    refusal.message = why.to_owned();
+    refusal
+}
+
 pub fn classify(status: Option<u16>, message: &str, s: &MergeSituation<'_>) -> MergeRefusal {
+    classify_as(kind_of(status, message), status, message, s)
+}
+
+/// As [`classify`], for a kind decided otherwise (git showed the
+/// destination moved, whatever the words said).
+pub fn classify_as(
+    kind: MergeRefusalKind,
+    status: Option<u16>,
+    message: &str,
+    s: &MergeSituation<'_>,
+) -> MergeRefusal {
     use MergeRefusalKind::*;
-    let kind = kind_of(status, message);
     let branch = s.branch;
-    let quoted = format!("The API answered: \"{}\".", message.trim());
+    let quoted = match status {
+        Some(code) => format!("The API answered HTTP {code}: \"{}\".", message.trim()),
+        None => format!("The API gave no answer: {}.", message.trim()),
+    };
     let by_hand = format!(
         "The pull request stays open: merge it by hand at {}, or let someone allowed to merge do it.",
         s.pull_request_url
@@ -117,7 +154,7 @@ pub fn classify(status: Option<u16>, message: &str, s: &MergeSituation<'_>) -> M
         ),
         MergeChecks => (
             format!("The pull request into '{branch}' does not pass its merge checks yet."),
-            "The branch's merge checks (approvals, passing builds, resolved tasks) are not met. The artifact commit carries [skip ci], so no pipeline runs on it: a check that waits for a successful build is never met by itself.".to_owned(),
+            "The branch's merge checks (approvals, passing builds, resolved tasks) are not met. The artifact commit carries [skip ci] (unless SKIP_CI=false), so a build that a check waits for may never start on it by itself.".to_owned(),
             vec![
                 remedy(
                     "Meet the checks, then merge",
@@ -145,6 +182,11 @@ pub fn classify(status: Option<u16>, message: &str, s: &MergeSituation<'_>) -> M
         TimedOut => (
             "Bitbucket did not finish the merge in time.".to_owned(),
             "The merge ran too long on Bitbucket's side (HTTP 555), or its task did not finish while commit-back waited; it may still complete.".to_owned(),
+            vec![remedy("Check the pull request", &[&by_hand])],
+        ),
+        Network => (
+            "The Bitbucket API could not be reached to merge the pull request.".to_owned(),
+            "The merge request got no answer, and the retries ran out; the merge may or may not have happened.".to_owned(),
             vec![remedy("Check the pull request", &[&by_hand])],
         ),
         Unknown => (
@@ -213,7 +255,7 @@ mod tests {
             ),
             (Some(403), "Forbidden", MergeRestricted),
             (Some(400), "Something else", Unknown),
-            (None, "connection reset by peer", Unknown),
+            (None, "connection reset by peer", Network),
         ];
         for (status, message, kind) in table {
             assert_eq!(kind_of(status, message), kind, "{status:?} {message}");

@@ -1,16 +1,22 @@
 //! ON_RESTRICTED=merge: the fallback pull request is merged through the API
-//! (`POST …/pullrequests/{id}/merge`, MERGE_STRATEGY, `close_source_branch`),
-//! so the artifacts land on the branch with the team's merge rules applied.
-//! A destination that moved is handled as the direct push handles it: the
-//! pull request's branch is rebased onto the new tip and pushed, and the
-//! merge tried again, within RETRIES. A refusal leaves the pull request open
-//! and is explained on its own (`pull_request.merge_refusal`); the run's
-//! status stays `pull_request` (exit 0): the artifacts are safe on the branch.
+//! (`POST …/pullrequests/{id}/merge`, MERGE_STRATEGY, `close_source_branch`,
+//! the artifact commit's message), so the artifacts land on the branch with
+//! the team's merge rules applied. A destination that moved is handled as
+//! the direct push handles it: the pull request's branch is rebased onto the
+//! new tip and pushed, and the merge tried again, within RETRIES. Whether
+//! the branch moved is read from git, not from the API's words (its merge
+//! refusal texts are not confirmed). Before a retry, and before giving up,
+//! the pull request itself is asked whether it is merged already (a merge
+//! that timed out or lost its answer may have gone through).
+//!
+//! A refusal leaves the pull request open and is explained on its own
+//! (`pull_request.merge_refusal`); the run's status stays `pull_request`
+//! (exit 0): the artifacts are safe on the pull request's branch.
 //!
 //! Never: force-pushes anything but the pull request's own source branch.
 
 use super::{Pusher, backoff, short};
-use crate::bitbucket::{ApiError, BitbucketPullRequest, Client, MergeAnswer};
+use crate::bitbucket::{BitbucketPullRequest, Client, MergeAnswer};
 use crate::checkout::Target;
 use crate::classify::{self, Evidence};
 use crate::git::remote::{BranchTip, PushOutcome};
@@ -23,6 +29,17 @@ use std::time::Duration;
 const TASK_POLLS: u32 = 120;
 const TASK_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Why one merge attempt did not end merged.
+enum Failure {
+    /// The API's answer (status None: no answer).
+    Api {
+        status: Option<u16>,
+        message: String,
+    },
+    /// Something commit-back found itself: kind, summary, sentence.
+    Local(MergeRefusalKind, String, String),
+}
+
 impl Pusher<'_> {
     /// Merges `pr` (just opened or reused for `commit`); fills its merge fields.
     pub(super) fn merge_pull_request(
@@ -34,10 +51,16 @@ impl Pusher<'_> {
         pr.merge_strategy = Some(strategy.clone());
         let client = match self.api_client() {
             Ok(c) => c,
-            Err(why) => return self.merge_refused(pr, None, &why),
+            Err(why) => {
+                let summary = "The pull request could not be merged: the API is out of reach for this credential.".to_owned();
+                return self
+                    .merge_refused(pr, Failure::Local(MergeRefusalKind::Unknown, summary, why));
+            }
         };
         let Some(repository) = self.config.repository.clone() else {
-            return self.merge_refused(pr, None, "REPOSITORY is unknown");
+            let summary = "The pull request could not be merged: REPOSITORY is unknown.".to_owned();
+            let why = "REPOSITORY is unknown, so the API cannot be asked to merge".to_owned();
+            return self.merge_refused(pr, Failure::Local(MergeRefusalKind::Unknown, summary, why));
         };
         let mut current = commit.oid;
         for attempt in 0..=self.config.retries {
@@ -45,21 +68,55 @@ impl Pusher<'_> {
                 "ON_RESTRICTED=merge: merging pull request #{} into {} ({strategy}).",
                 pr.id, pr.destination_branch
             ));
-            let merged = match client.merge_pull_request(&repository, pr.id, &strategy) {
-                Ok(MergeAnswer::Merged(done)) => Ok(done),
-                Ok(MergeAnswer::Pending(task)) => self.wait_for_merge(&client, &task),
-                Err(e) => Err(e),
-            };
-            let e = match merged {
-                Ok(done) => return self.merged(pr, &done, current),
-                Err(e) => e,
-            };
-            let kind = merge_refusal::kind_of(e.status, &e.message);
-            if !kind.is_transient() || attempt == self.config.retries {
-                return self.merge_refused(pr, e.status, &e.message);
+            let failure =
+                match client.merge_pull_request(&repository, pr.id, &strategy, &commit.message) {
+                    Ok(MergeAnswer::Merged(done)) => return self.merged(pr, &done, current),
+                    Ok(MergeAnswer::Pending(task)) => match self.wait_for_merge(&client, &task) {
+                        Ok(done) => return self.merged(pr, &done, current),
+                        Err(f) => f,
+                    },
+                    Err(e) => Failure::Api {
+                        status: e.status,
+                        message: e.message,
+                    },
+                };
+            // A merge that timed out or lost its answer may have gone through.
+            if let Ok(now) = client.pull_request(&repository, pr.id)
+                && now.state.as_deref() == Some("MERGED")
+            {
+                return self.merged(pr, &now, current);
             }
-            self.log
-                .info(format!("The merge did not go through ({e}); trying again."));
+            let kind = match &failure {
+                Failure::Api { status, message } => {
+                    let kind = merge_refusal::kind_of(*status, message);
+                    // Read from git whatever the words: did the branch move
+                    // past the pull request's commit?
+                    if matches!(
+                        kind,
+                        MergeRefusalKind::Unknown | MergeRefusalKind::DestinationMoved
+                    ) && self.branch_moved_past(current)
+                    {
+                        MergeRefusalKind::DestinationMoved
+                    } else {
+                        kind
+                    }
+                }
+                Failure::Local(kind, ..) => *kind,
+            };
+            if !kind.is_transient() || attempt == self.config.retries {
+                return self.merge_refused_as(pr, kind, failure);
+            }
+            self.log.info(match &failure {
+                Failure::Api {
+                    status: Some(s),
+                    message,
+                } => {
+                    format!("The merge did not go through (HTTP {s}: {message}); trying again.")
+                }
+                Failure::Api { message, .. } | Failure::Local(_, _, message) => {
+                    format!("The merge did not go through ({message}); trying again.")
+                }
+            });
             if kind == MergeRefusalKind::DestinationMoved {
                 match self.rebase_source(pr, commit, current) {
                     Ok((rebased, tip)) => {
@@ -74,7 +131,7 @@ impl Pusher<'_> {
                             });
                         }
                     }
-                    Err(why) => return self.merge_refused(pr, e.status, &why),
+                    Err(local) => return self.merge_refused(pr, local),
                 }
             }
             std::thread::sleep(backoff(attempt));
@@ -82,26 +139,39 @@ impl Pusher<'_> {
     }
 
     /// Polls an asynchronous merge's task until it says SUCCESS (bounded).
-    fn wait_for_merge(
-        &self,
-        client: &Client,
-        task: &str,
-    ) -> Result<BitbucketPullRequest, ApiError> {
+    fn wait_for_merge(&self, client: &Client, task: &str) -> Result<BitbucketPullRequest, Failure> {
         self.log
             .info("Bitbucket merges asynchronously; waiting for the merge task.");
         for _ in 0..TASK_POLLS {
-            if let Some(done) = client.merge_task(task)? {
-                return Ok(done);
+            match client.merge_task(task) {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Failure::Api {
+                        status: e.status,
+                        message: e.message,
+                    });
+                }
             }
             std::thread::sleep(TASK_POLL_INTERVAL);
         }
-        Err(ApiError {
-            status: None,
-            message: format!(
-                "the merge task had not finished after {} s (merge timed out waiting)",
-                (TASK_POLL_INTERVAL * TASK_POLLS).as_secs()
+        let secs = (TASK_POLL_INTERVAL * TASK_POLLS).as_secs();
+        Err(Failure::Local(
+            MergeRefusalKind::TimedOut,
+            "Bitbucket did not finish the merge while commit-back waited.".into(),
+            format!(
+                "the merge task had not finished after {secs} s of polling; it may still complete"
             ),
-        })
+        ))
+    }
+
+    /// Whether BRANCH's tip is no longer in the history of `current`, the
+    /// pull request's commit (a fast-forward is then impossible).
+    fn branch_moved_past(&self, current: git2::Oid) -> bool {
+        match self.endpoint().fetch_branch(self.repo, &self.config.branch) {
+            Ok(BranchTip::At(tip)) => !self.repo.contains(current, tip).unwrap_or(true),
+            _ => false,
+        }
     }
 
     /// The destination moved: the pull request's branch is rebuilt on its
@@ -111,41 +181,61 @@ impl Pusher<'_> {
         pr: &report::PullRequest,
         commit: &ArtifactCommit,
         current: git2::Oid,
-    ) -> Result<(git2::Oid, git2::Oid), String> {
+    ) -> Result<(git2::Oid, git2::Oid), Failure> {
         let (repo, config) = (self.repo, self.config);
+        let branch = &config.branch;
+        let local = |kind, summary: String, why: String| Failure::Local(kind, summary, why);
+        let stuck = |why: String| {
+            local(
+                MergeRefusalKind::Unknown,
+                format!(
+                    "The pull request's branch could not be brought up to date with '{branch}'."
+                ),
+                why,
+            )
+        };
         let endpoint = self.endpoint();
-        let tip = match endpoint.fetch_branch(repo, &config.branch) {
+        let tip = match endpoint.fetch_branch(repo, branch) {
             Ok(BranchTip::At(tip)) => tip,
-            Ok(BranchTip::Missing) => return Err(format!("{} no longer exists", config.branch)),
+            Ok(BranchTip::Missing) => return Err(stuck(format!("{branch} no longer exists"))),
             Err(e) => {
-                return Err(format!(
-                    "fetching {} failed: {}",
-                    config.branch,
+                return Err(stuck(format!(
+                    "fetching {branch} failed: {}",
                     self.evidence_line(&e)
-                ));
+                )));
             }
         };
         let outcome = match config.target {
             Target::OtherRepository => repo.overlay(commit.oid, Some(tip), &config.files),
             _ => repo.rebase(current, tip),
         }
-        .map_err(|e| format!("rebasing the pull request's commit failed: {e:#}"))?;
+        .map_err(|e| stuck(format!("rebasing the pull request's commit failed: {e:#}")))?;
         let rebased = match outcome {
             RebaseOutcome::Rebased(oid) => oid,
             RebaseOutcome::AlreadyUpstream => {
-                return Err(format!("{} already holds these changes", config.branch));
+                return Err(local(
+                    MergeRefusalKind::Unknown,
+                    format!("'{branch}' already holds these changes: nothing is left to merge."),
+                    format!(
+                        "{branch} moved on to {} and already holds the artifacts' changes; the pull request can be declined",
+                        short(tip)
+                    ),
+                ));
             }
             RebaseOutcome::Conflict(files) => {
-                return Err(format!(
-                    "the artifacts conflict with changes on {}: {}",
-                    config.branch,
-                    files.join(", ")
+                return Err(local(
+                    MergeRefusalKind::DestinationMoved,
+                    format!("'{branch}' moved, and the artifacts conflict with the changes there."),
+                    format!(
+                        "{branch} moved on to {} with changes to the same files ({}); the pull request's commit cannot be replayed on it without a human decision",
+                        short(tip),
+                        files.join(", ")
+                    ),
                 ));
             }
         };
         self.log.info(format!(
-            "{} is at {}: the pull request's commit is now {} on top of it; pushing {}.",
-            config.branch,
+            "{branch} is at {}: the pull request's commit is now {} on top of it; pushing {}.",
             short(tip),
             short(rebased),
             pr.source_branch
@@ -153,11 +243,11 @@ impl Pusher<'_> {
         let refname = format!("refs/heads/{}", pr.source_branch);
         match endpoint.push(repo, &[(rebased, refname, true)]).outcome {
             PushOutcome::Accepted(_) => Ok((rebased, tip)),
-            PushOutcome::Refused(e) => Err(format!(
+            PushOutcome::Refused(e) => Err(stuck(format!(
                 "the push of the rebased commit to {} was refused: {}",
                 pr.source_branch,
                 self.evidence_line(&e)
-            )),
+            ))),
         }
     }
 
@@ -178,30 +268,52 @@ impl Pusher<'_> {
     ) {
         pr.merged = true;
         pr.merge_commit = done.merge_commit.as_ref().map(|c| c.hash.clone());
-        let landed = pr
+        let landed: String = pr
             .merge_commit
             .clone()
-            .unwrap_or_else(|| current.to_string());
+            .unwrap_or_else(|| current.to_string())
+            .chars()
+            .take(12)
+            .collect();
         self.report.summary = format!(
-            "Merged pull request #{} from {} into {} ({}): {} is on {}.",
+            "Merged pull request #{} from {} into {} ({}): {landed} is on {}.",
             pr.id,
             pr.source_branch,
             pr.destination_branch,
             pr.merge_strategy.as_deref().unwrap_or("merge"),
-            &landed[..landed.len().min(12)],
             pr.destination_branch
         );
         self.log.success(&self.report.summary);
     }
 
-    fn merge_refused(&mut self, pr: &mut report::PullRequest, status: Option<u16>, message: &str) {
+    fn merge_refused(&mut self, pr: &mut report::PullRequest, failure: Failure) {
+        let kind = match &failure {
+            Failure::Api { status, message } => merge_refusal::kind_of(*status, message),
+            Failure::Local(kind, ..) => *kind,
+        };
+        self.merge_refused_as(pr, kind, failure)
+    }
+
+    fn merge_refused_as(
+        &mut self,
+        pr: &mut report::PullRequest,
+        kind: MergeRefusalKind,
+        failure: Failure,
+    ) {
         let situation = MergeSituation {
             credential: self.config.credential.kind(),
             branch: &self.config.branch,
             strategy: pr.merge_strategy.as_deref().unwrap_or("fast_forward"),
             pull_request_url: &pr.url,
         };
-        let refusal = merge_refusal::classify(status, message, &situation);
+        let refusal = match failure {
+            Failure::Api { status, message } => {
+                merge_refusal::classify_as(kind, status, &message, &situation)
+            }
+            Failure::Local(kind, summary, why) => {
+                merge_refusal::local(kind, summary, &why, &situation)
+            }
+        };
         self.log.warning(format!(
             "The pull request was not merged: {}",
             refusal.summary

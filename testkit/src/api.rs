@@ -69,6 +69,10 @@ struct State {
     tasks: HashMap<String, (u32, Value)>,
     /// Commits someone pushes to the destination just before the next merges.
     destination_moves: u32,
+    /// Refuse an impossible fast-forward with words that say nothing of it.
+    neutral_refusals: bool,
+    /// Answer the next merges 555 (timed out); `true`: after merging anyway.
+    time_outs: (u32, bool),
     /// A Location header for the answer being built.
     location: Option<String>,
     log: Vec<ApiRecord>,
@@ -254,6 +258,19 @@ impl ApiServer {
     /// Merges answer 202 with a task that is PENDING for `polls` polls.
     pub fn async_merges(&self) -> &Self {
         self.state.lock().unwrap().async_merges = true;
+        self
+    }
+
+    /// Refusals of an impossible fast-forward say only "Bad request".
+    pub fn neutral_merge_refusals(&self) -> &Self {
+        self.state.lock().unwrap().neutral_refusals = true;
+        self
+    }
+
+    /// The next `times` merges answer 555 (timed out), having merged
+    /// (`merged_anyway`) or not.
+    pub fn time_out_merges(&self, times: u32, merged_anyway: bool) -> &Self {
+        self.state.lock().unwrap().time_outs = (times, merged_anyway);
         self
     }
 
@@ -443,6 +460,16 @@ fn route(
         ("POST", ["repositories", ws, repo, "pullrequests", id, "merge"]) => {
             merge(st, &format!("{ws}/{repo}"), id, &account, body)
         }
+        ("GET", ["repositories", _ws, _repo, "pullrequests", id]) => {
+            match id
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| st.pull_requests.get(i.wrapping_sub(1)))
+            {
+                Some(pr) => (200, pr.clone()),
+                None => error(404, "Resource not found"),
+            }
+        }
         (
             "GET",
             [
@@ -572,6 +599,11 @@ fn merge(
         .and_then(|b| b["merge_strategy"].as_str())
         .unwrap_or("merge_commit")
         .to_owned();
+    let (time_outs, merged_anyway) = st.time_outs;
+    if time_outs > 0 && !merged_anyway {
+        st.time_outs.0 -= 1;
+        return error(555, "The merge timed out.");
+    }
     if st
         .strategies
         .as_ref()
@@ -604,6 +636,7 @@ fn merge(
             return error(500, &e);
         }
     }
+    let neutral = st.neutral_refusals;
     let applied = (|| -> Result<String, (u16, String)> {
         let fail = |e: String| (500, e);
         let src = git_in(&bare, &["rev-parse", &format!("refs/heads/{source}")]).map_err(fail)?;
@@ -614,9 +647,12 @@ fn merge(
                 if git_in(&bare, &["merge-base", "--is-ancestor", &dest, &src]).is_err() {
                     return Err((
                         400,
-                        format!(
-                            "Fast-forward merge is not possible: {destination} has moved since the pull request's branch was made."
-                        ),
+                        match neutral {
+                            true => "Bad request".to_owned(),
+                            false => format!(
+                                "Fast-forward merge is not possible: {destination} has moved since the pull request's branch was made."
+                            ),
+                        },
                     ));
                 }
                 src.clone()
@@ -625,11 +661,12 @@ fn merge(
                 let tree = git_in(&bare, &["merge-tree", "--write-tree", &dest, &src])
                     .map_err(|e| (409, format!("Unable to merge: {e}")))?;
                 let tree = tree.lines().next().unwrap_or_default().to_owned();
-                let message = format!(
-                    "Merged in {source} (pull request #{id})
-
-{title}"
-                );
+                let message = body
+                    .and_then(|b| b["message"].as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| {
+                        format!("Merged in {source} (pull request #{id})\n\n{title}")
+                    });
                 let mut args = vec!["commit-tree", tree.as_str(), "-p", dest.as_str()];
                 if strategy != "squash" {
                     args.extend(["-p", src.as_str()]);
@@ -662,6 +699,11 @@ fn merge(
         pr["closed_by"] = account.json.clone();
         pr.clone()
     };
+    if st.time_outs.0 > 0 {
+        // Merged, but the answer says it timed out.
+        st.time_outs.0 -= 1;
+        return error(555, "The merge timed out.");
+    }
     if st.async_merges {
         let task = format!("task-{id}");
         st.tasks.insert(task.clone(), (1, pr));

@@ -123,7 +123,68 @@ fn merge_strategies_other_than_fast_forward() {
         assert_eq!(git(&f.bare, &["rev-parse", "main~1"]), before);
         assert_eq!(git(&f.bare, &["show", "main:dist/ids.json"]), "[41]");
         assert_eq!(merge_bodies(&api)[0]["merge_strategy"], strategy);
+        // The commit the merge made keeps [skip ci] and the trailer:
+        // no pipeline loop on main, and LOOP_GUARD recognises it.
+        let message = git(&f.bare, &["log", "-1", "--format=%B", "main"]);
+        assert!(message.contains("[skip ci]"), "{message}");
+        assert!(message.contains("Commit-Back-Artifact:"), "{message}");
     }
+}
+
+#[test]
+fn a_moved_destination_is_read_from_git_not_from_the_words() {
+    let (f, api) = merge_fixture();
+    api.move_destination_before_merges(1)
+        .neutral_merge_refusals();
+    let run = run_merge(&f, &api, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["pull_request"]["merged"], true, "{}", run.stderr);
+    assert_eq!(merge_bodies(&api).len(), 2);
+    assert_eq!(
+        git(&f.bare, &["log", "-1", "--format=%s", "main~1"]),
+        "Someone else's change"
+    );
+}
+
+#[test]
+fn a_destination_that_keeps_moving_ends_with_the_pull_request_open() {
+    let (f, api) = merge_fixture();
+    api.move_destination_before_merges(10);
+    let run = run_merge(&f, &api, &[("RETRIES", "1")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let pr = &run.report["pull_request"];
+    assert_eq!(pr["merged"], false);
+    assert_eq!(
+        pr["merge_refusal"]["kind"], "destination_moved",
+        "{}",
+        run.stderr
+    );
+    assert_eq!(merge_bodies(&api).len(), 2, "RETRIES=1: two attempts");
+    assert!(branch_exists(&f, SOURCE));
+    assert_eq!(api.pull_requests()[0]["state"], "OPEN");
+}
+
+#[test]
+fn a_merge_that_timed_out_is_tried_again_or_found_merged() {
+    // 555 before merging: tried again, then merged.
+    let (f, api) = merge_fixture();
+    api.time_out_merges(1, false);
+    let run = run_merge(&f, &api, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["pull_request"]["merged"], true, "{}", run.stderr);
+    assert_eq!(merge_bodies(&api).len(), 2);
+    // 555 after merging: the pull request says MERGED; not asked again.
+    let (f, api) = merge_fixture();
+    api.time_out_merges(1, true);
+    let run = run_merge(&f, &api, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.report["pull_request"]["merged"], true, "{}", run.stderr);
+    assert_eq!(merge_bodies(&api).len(), 1);
+    assert_eq!(
+        run.report["pull_request"]["merge_commit"],
+        f.upstream_tip().as_str()
+    );
+    api.check_against_spec();
 }
 
 #[test]
