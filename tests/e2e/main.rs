@@ -5,6 +5,7 @@
 
 mod abuse;
 mod api;
+mod arm64;
 mod config_errors;
 mod container;
 mod docs;
