@@ -1,7 +1,9 @@
 # commit-back: one static binary in an empty image.
 #
-# Release build (a publisher with internet access):
-#   docker build -t commitback/commit-back:0.1.0 .
+# A single-architecture (linux/amd64) build with internet access:
+#   docker build -t commit-back:amd64 .
+# Releases are published by bitbucket-pipelines.yml for amd64 and arm64 under
+# one tag (scripts/build-image.sh); do not push this image under that tag.
 # The builder links glibc statically (crt-static) with vendored libgit2,
 # libssh2 and OpenSSL; the final image holds the binary and a CA bundle only.
 

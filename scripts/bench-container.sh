@@ -36,10 +36,11 @@ if [ -x "$arm_bin" ] && docker image inspect "$image-arm64" >/dev/null 2>&1; the
   arm_image="$(docker image inspect -f '{{.Size}}' "$image-arm64") bytes"
   arm_gz="$(compressed "$image-arm64") bytes"
   [ -n "$qemu" ] && arm_bare="$(for _ in $(seq "$runs"); do (cd "$work/clone" && time_ms env -i BITBUCKET_BRANCH=main BITBUCKET_REPO_FULL_NAME=ws/repo BITBUCKET_ACCESS_TOKEN=x-bench-token NO_COLOR=1 "$qemu" "$arm_bin"); done | median) ms (qemu)"
-  if docker run --rm -v "$work/clone:/opt/atlassian/pipelines/agent/build" -w /opt/atlassian/pipelines/agent/build "${envs[@]}" "$image-arm64" 2>/dev/null | grep -q '"status": "nothing_to_commit"'; then
+  arm_out=$(docker run --rm -v "$work/clone:/opt/atlassian/pipelines/agent/build" -w /opt/atlassian/pipelines/agent/build "${envs[@]}" "$image-arm64" 2>&1 || true)
+  if grep -q '"status": "nothing_to_commit"' <<<"$arm_out"; then
     arm_container="$(for _ in $(seq "$runs"); do time_ms docker run --rm -v "$work/clone:/opt/atlassian/pipelines/agent/build" -w /opt/atlassian/pipelines/agent/build "${envs[@]}" "$image-arm64"; done | median) ms (emulated)"
   else
-    arm_container="cannot run here (no binfmt_misc for qemu)"
+    arm_container="did not run here ($(grep -o 'exec format error' <<<"$arm_out" | head -1 || true); an emulated run needs qemu registered in binfmt_misc)"
   fi
 fi
 

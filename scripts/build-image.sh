@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the fully static x86_64 binary and the static aarch64 one, proves
 # each is static, and builds a scratch image from each without pulling
-# anything: <tag> (linux/amd64) and <tag>-arm64 (linux/arm64). CI's path; the
-# Dockerfile's multi-stage build is the publisher's path. Prints figures.
+# anything: <tag> (linux/amd64) and <tag>-arm64 (linux/arm64). CI's path and
+# the release pipeline's (bitbucket-pipelines.yml publishes both under one
+# tag); the Dockerfile's multi-stage build makes an amd64-only image. Prints figures.
 # Usage: scripts/build-image.sh [image-tag]   (needs DOCKER_HOST or a running engine)
 #
 # arm64: rustup cannot fetch another target's standard library here, so the
@@ -33,7 +34,8 @@ cp "$bin" "$ctx/commit-back"
 cp "$ca" "$ctx/ca-certificates.crt"
 cp pipe.yml "$ctx/pipe.yml"
 cp docker/Dockerfile.prebuilt "$ctx/Dockerfile"
-DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$ctx" >/dev/null
+DOCKER_BUILDKIT=0 docker build -q --no-cache --platform linux/amd64 -t "$tag" "$ctx" >/dev/null
+[ "$(docker image inspect -f '{{.Architecture}}' "$tag")" = amd64 ] || { echo "$tag is not an amd64 image" >&2; exit 1; }
 
 # The layer users pull: `docker save | gzip -9`.
 compressed() { docker save "$1" | gzip -9 | wc -c; }
@@ -44,7 +46,8 @@ echo "amd64 image:  $(docker image inspect -f '{{.Size}}' "$tag") bytes uncompre
 arm_target=aarch64-unknown-linux-gnu
 arm_dir=target/arm64
 arm_bin=$arm_dir/$arm_target/release/commit-back
-[ -d /usr/lib/rustlib/$arm_target ] || { echo "no $arm_target standard library: install libstd-rust-web-dev:arm64 (scripts/test.sh does)" >&2; exit 1; }
+{ [ -d /usr/lib/rustlib/$arm_target ] && [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ]; } ||
+  { echo "no Debian compiler with the $arm_target standard library: install rustc-web cargo-web libstd-rust-web-dev:arm64 (scripts/test.sh does)" >&2; exit 1; }
 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
   CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \

@@ -20,7 +20,8 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 # linux/arm64: Debian's compiler with its arm64 standard library (multiarch),
 # the cross gcc and static glibc, and qemu to run the result (tests/e2e/arm64.rs).
 arm64=()
-[ -d /usr/lib/rustlib/aarch64-unknown-linux-gnu ] || arm64+=(rustc-web cargo-web libstd-rust-web-dev:arm64)
+{ [ -d /usr/lib/rustlib/aarch64-unknown-linux-gnu ] && [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ]; } ||
+  arm64+=(rustc-web cargo-web libstd-rust-web-dev:arm64)
 command -v aarch64-linux-gnu-gcc >/dev/null || arm64+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64-static >/dev/null || arm64+=(qemu-user-static)
 if [ ${#need[@]} -gt 0 ] || [ ${#arm64[@]} -gt 0 ]; then
@@ -30,7 +31,9 @@ if [ ${#need[@]} -gt 0 ] || [ ${#arm64[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   [ ${#arm64[@]} -gt 0 ] && $sudo_cmd dpkg --add-architecture arm64
   $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}" "${arm64[@]}" >/dev/null
+  [ ${#need[@]} -gt 0 ] && $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Apart, and never removing anything (rustc-web conflicts with Debian's rustc/cargo).
+  [ ${#arm64[@]} -gt 0 ] && $sudo_cmd apt-get install -y -qq --no-remove --no-install-recommends "${arm64[@]}" >/dev/null
 fi
 
 # giftless, a real Git LFS server (tests/e2e/lfs.rs), from PyPI into a venv.
@@ -60,7 +63,8 @@ if [ "$(id -u)" -eq 0 ] || docker version >/dev/null 2>&1; then
   bash scripts/build-image.sh commit-back:test
   export COMMIT_BACK_IMAGE=commit-back:test
   export COMMIT_BACK_STATIC_BIN="$PWD/target/x86_64-unknown-linux-gnu/release/commit-back"
-  export COMMIT_BACK_ARM64_BIN="$PWD/target/arm64/aarch64-unknown-linux-gnu/release/commit-back"
+  [ "${COMMIT_BACK_SKIP_ARM64:-}" = 1 ] ||
+    export COMMIT_BACK_ARM64_BIN="$PWD/target/arm64/aarch64-unknown-linux-gnu/release/commit-back"
 else
   echo "No Docker Engine and not root: the container tests will be skipped."
 fi

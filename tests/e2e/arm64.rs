@@ -35,11 +35,15 @@ fn arm64(dir: &Path) -> Option<PathBuf> {
         .unwrap();
     let kind = String::from_utf8_lossy(&file.stdout);
     assert!(
-        kind.contains("aarch64") && kind.contains("statically linked"),
+        kind.contains("aarch64") && kind.contains("static"),
         "{bin} is not a static aarch64 binary: {kind}"
     );
     let wrapper = dir.join("commit-back-arm64");
-    std::fs::write(&wrapper, format!("#!/bin/sh\nexec {qemu} {bin} \"$@\"\n")).unwrap();
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec '{qemu}' '{bin}' \"$@\"\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(
         &wrapper,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
