@@ -372,12 +372,7 @@ fn context_sentence(ctx: &ApiContext) -> String {
         }
         Some(rules) => {
             for r in rules {
-                let who: Vec<String> = r
-                    .users
-                    .iter()
-                    .cloned()
-                    .chain(r.groups.iter().map(|g| format!("group {g}")))
-                    .collect();
+                let who = r.allowed();
                 out.push_str(&format!(
                     " Matching rule{}: {} on '{}', allowing {}.",
                     r.id.map(|i| format!(" #{i}")).unwrap_or_default(),

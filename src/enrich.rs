@@ -246,16 +246,22 @@ pub fn predict_merge(
 }
 
 fn allowed_list(r: &Rule) -> String {
-    let who: Vec<String> = r
-        .users
-        .iter()
-        .cloned()
-        .chain(r.groups.iter().map(|g| format!("group {g}")))
-        .collect();
+    let who = r.allowed();
     if who.is_empty() {
         "nobody".into()
     } else {
         who.join(", ")
+    }
+}
+
+impl Rule {
+    /// Who the rule lets through: its users, then `group <name>` for each group.
+    pub fn allowed(&self) -> Vec<String> {
+        self.users
+            .iter()
+            .cloned()
+            .chain(self.groups.iter().map(|g| format!("group {g}")))
+            .collect()
     }
 }
 

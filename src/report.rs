@@ -224,6 +224,19 @@ pub struct PullRequest {
     pub merge_refusal: Option<MergeRefusal>,
 }
 
+impl PullRequest {
+    /// `Opened pull request #1 from commit-back/main-7 to main`.
+    pub fn headline(&self) -> String {
+        format!(
+            "{} pull request #{} from {} to {}",
+            if self.reused { "Updated" } else { "Opened" },
+            self.id,
+            self.source_branch,
+            self.destination_branch
+        )
+    }
+}
+
 /// Why Bitbucket did not merge the fallback pull request.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MergeRefusal {

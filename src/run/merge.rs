@@ -326,11 +326,8 @@ impl Pusher<'_> {
             }
         }
         self.report.summary = format!(
-            "{} pull request #{} from {} to {}, not merged: {} {}",
-            if pr.reused { "Updated" } else { "Opened" },
-            pr.id,
-            pr.source_branch,
-            pr.destination_branch,
+            "{}, not merged: {} {}",
+            pr.headline(),
             refusal.summary,
             pr.url
         );

@@ -235,14 +235,7 @@ impl Pusher<'_> {
                         self.config.branch, blockage.summary
                     ));
                     self.report.status = Status::PullRequest;
-                    self.report.summary = format!(
-                        "{} pull request #{} from {} to {}: {}",
-                        if pr.reused { "Updated" } else { "Opened" },
-                        pr.id,
-                        pr.source_branch,
-                        pr.destination_branch,
-                        pr.url
-                    );
+                    self.report.summary = format!("{}: {}", pr.headline(), pr.url);
                     self.report.blockage = Some(blockage);
                     if fallback == OnRestricted::Merge {
                         self.log.info(&self.report.summary);
