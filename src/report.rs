@@ -70,6 +70,10 @@ pub struct Sizes {
     /// of every attempt, the Git LFS API and uploads; not the REST API's
     /// (over SSH: the packs' bytes).
     pub bytes_sent: u64,
+    /// Who wrote the pack of the last push sent: `streamed` (commit-back,
+    /// read from disk as it was sent: a push over HTTP(S) with a file of
+    /// 1 MiB or more), `libgit2`, or null when none was sent.
+    pub pack: Option<&'static str>,
 }
 
 /// Milliseconds per phase.

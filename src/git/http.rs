@@ -119,6 +119,20 @@ fn factory(remote: &git2::Remote<'_>) -> Result<Transport, git2::Error> {
     Transport::smart(remote, true, Subtransport { ctx })
 }
 
+/// A smart-HTTP stream outside libgit2 (the streamed push,
+/// git/sendpack.rs): the very stream libgit2 is given, so the credential,
+/// proxy, silence bound, redirect and recorded refusal are the same.
+pub(super) fn open(url: &str, service: Service) -> io::Result<Box<dyn SmartSubtransportStream>> {
+    let ctx = CONTEXT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or_else(|| io::Error::other("commit-back: HTTP transport used before install()"))?;
+    Subtransport { ctx }
+        .action(url, service)
+        .map_err(|e| io::Error::other(e.message().to_owned()))
+}
+
 /// The repository's new base URL, when its ref advertisement redirected
 /// (given, new); cleared on read.
 pub fn take_moved() -> Option<(String, String)> {

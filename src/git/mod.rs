@@ -2,12 +2,14 @@
 //! onto a moved branch, and recovery files. Every commit and tag object is
 //! written by [`Repo::write_commit`] / [`Repo::create_tag`], which sign it
 //! when the run signs ([`Sign`]): no other path writes one. Network operations are in
-//! [`remote`]; the HTTP and SSH specifics in [`http`] and [`ssh`].
+//! [`remote`]; the HTTP and SSH specifics in [`http`] and [`ssh`]; the
+//! streamed push of large files (a pack written as it is sent) in `sendpack`.
 
 pub mod http;
 pub mod lfs;
 pub mod recovery;
 pub mod remote;
+mod sendpack;
 pub mod ssh;
 mod stage;
 
@@ -102,6 +104,11 @@ pub enum RebaseOutcome {
     Conflict(Vec<String>),
 }
 
+/// libgit2's pack window (git's core.packedGitWindowSize) and the most it
+/// maps at once (core.packedGitLimit).
+const MWINDOW_SIZE: usize = 8 * 1024 * 1024;
+const MWINDOW_MAPPED_LIMIT: usize = 32 * 1024 * 1024;
+
 /// Whether repository writes reach the disk. In a dry run objects go to an
 /// in-memory object database and no ref, index or file is touched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +125,13 @@ impl Repo {
         // from the one thread that runs git operations.
         unsafe {
             git2::opts::set_verify_owner_validation(false)?;
+            // Pack files are read through mmap windows of 1 GiB by default
+            // (8 GiB mapped in all): indexing the staged pack of a 200 MB
+            // file mapped all of it, and mapped pages count as the
+            // process's memory. Small windows, few at once: a 2 GiB file
+            // pushes in flat memory (BENCHMARKS.md, "Memory").
+            git2::opts::set_mwindow_size(MWINDOW_SIZE)?;
+            git2::opts::set_mwindow_mapped_limit(MWINDOW_MAPPED_LIMIT)?;
         }
         let inner = Repository::discover(dir)
             .with_context(|| format!("{} is not inside a git repository", dir.display()))?;

@@ -8,6 +8,7 @@
 
 use super::Repo;
 use super::http;
+use super::sendpack;
 use super::ssh::{KnownHosts, host_and_port};
 use crate::classify::{Evidence, GitErrorInfo};
 use crate::config::Transport;
@@ -64,6 +65,8 @@ pub struct Pushed {
     /// Objects in the pack and bytes of it handed to the transport.
     pub objects: u64,
     pub bytes: u64,
+    /// The pack was written and streamed by git/sendpack.rs.
+    pub streamed: bool,
 }
 
 /// Upstream state of the target branch.
@@ -79,6 +82,11 @@ impl Endpoint {
     /// deletes) in one request; `force` marks the refs that may be moved
     /// (never a tag the run did not create).
     pub fn push(&self, repo: &Repo, updates: &[(Oid, String, bool)]) -> Pushed {
+        // libgit2's pack builder holds every object whole, twice: large
+        // files go in a pack written and streamed by git/sendpack.rs.
+        if self.transport == Transport::Http && sendpack::carries_large_blob(repo.raw(), updates) {
+            return sendpack::push(self, repo, updates);
+        }
         let refspecs: Vec<String> = updates
             .iter()
             .map(|(oid, name, force)| match (oid.is_zero(), force) {
@@ -145,8 +153,34 @@ impl Endpoint {
         };
         packing.finish(result.is_ok());
         uploading.finish(result.is_ok());
-        let remote_lines = split_lines(&sideband.into_inner());
-        let (statuses, olds) = (statuses.into_inner(), olds.into_inner());
+        let (objects, bytes) = sent.get();
+        let session = sendpack::Session {
+            olds: olds.into_inner(),
+            statuses: statuses.into_inner(),
+            sideband: sideband.into_inner(),
+            objects,
+            bytes,
+            streamed: false,
+        };
+        self.conclude(updates, result, session)
+    }
+
+    /// Every ref's fate and the push's outcome, from what the push learnt.
+    pub(super) fn conclude(
+        &self,
+        updates: &[(Oid, String, bool)],
+        result: Result<(), git2::Error>,
+        session: sendpack::Session,
+    ) -> Pushed {
+        let sendpack::Session {
+            olds,
+            statuses,
+            sideband,
+            objects,
+            bytes,
+            streamed,
+        } = session;
+        let remote_lines = split_lines(&sideband);
         let refs: Vec<RefUpdate> = updates
             .iter()
             .map(|(new, name, _)| RefUpdate {
@@ -183,12 +217,12 @@ impl Endpoint {
             (Ok(()), None) => PushOutcome::Accepted(Transcript { remote_lines }),
             (Err(e), _) => PushOutcome::Refused(self.evidence(e, remote_lines)),
         };
-        let (objects, bytes) = sent.get();
         Pushed {
             outcome,
             refs,
             objects,
             bytes,
+            streamed,
         }
     }
 

@@ -289,14 +289,13 @@ impl Stager {
             .map(|(path, b)| (path.as_str(), b))
             .collect();
         if !new.is_empty() {
-            let mut writer = odb
-                .packwriter()
-                .context("opening a pack for the new files")?;
             let total = new.iter().map(|(_, b)| b.stat.size).sum();
             let packing = progress::meter("Writing new files", Unit::Bytes, total);
-            write_pack(Libgit2Writer(&mut writer), workdir, &new, &packing)?;
+            let pack_dir = repo.commondir().join("objects").join("pack");
+            std::fs::create_dir_all(&pack_dir).context("creating objects/pack")?;
+            store_pack(&pack_dir, workdir, &new, &packing)?;
             packing.finish(true);
-            writer.commit().context("writing the pack of new files")?;
+            odb.refresh().context("reading the pack of new files")?;
         }
 
         for (path, blob) in self.claimed.iter().zip(blobs) {
@@ -831,31 +830,39 @@ fn hash_files(workdir: &Path, files: &[String], meter: &Meter) -> Result<Vec<Pac
 }
 
 /// Second read: a version 2 pack of `blobs` (files relative to `workdir`,
-/// with the size [`hash_files`] saw), content in stored deflate blocks,
-/// streamed: memory does not grow with file size. A file that changed in
-/// between shows as a size mismatch here or, same size, as a blob id the
-/// pack does not hold (checked in [`DirectPack::stage`]).
+/// with the size and id [`hash_files`] saw), content in stored deflate
+/// blocks, streamed: memory does not grow with file size. A file that
+/// changed in between is an error (its size, or its content hashed again
+/// here). Returns where each object starts, its entry's CRC-32 and the
+/// pack's checksum, for [`write_index`].
 fn write_pack(
     out: impl Write,
     workdir: &Path,
     blobs: &[(&str, &PackedBlob)],
     meter: &Meter,
-) -> Result<()> {
+) -> Result<PackWritten> {
     let mut pack = HashingWriter {
         inner: std::io::BufWriter::with_capacity(IO_BUFFER, out),
         sha1: Sha1::new(),
+        crc: 0,
+        at: 0,
     };
     let count = u32::try_from(blobs.len()).context("too many files for one pack")?;
     pack.write_all(b"PACK")?;
     pack.write_all(&2u32.to_be_bytes())?;
     pack.write_all(&count.to_be_bytes())?;
+    let mut entries = Vec::with_capacity(blobs.len());
     let mut buf = vec![0u8; IO_BUFFER];
     for (path, blob) in blobs {
         let mut file = File::open(workdir.join(path)).with_context(|| format!("reading {path}"))?;
         let size = blob.stat.size;
+        let offset = pack.at;
+        pack.crc = 0;
         pack.write_all(&object_header(OBJ_BLOB, size))?;
         pack.write_all(&[0x78, 0x01])?; // zlib: deflate, 32 KiB window, no dictionary
         let mut adler = 1; // adler32 of nothing
+        let mut id = Sha1::new();
+        id.update(format!("blob {size}\0"));
         let mut written = 0u64;
         let mut failed = None;
         for_each_chunk(&mut file, &mut buf, |chunk| {
@@ -863,6 +870,7 @@ fn write_pack(
                 return;
             }
             adler = adler32(adler, chunk);
+            id.update(chunk);
             meter.add(chunk.len() as u64);
             for block in chunk.chunks(STORED_BLOCK) {
                 written += block.len() as u64;
@@ -878,18 +886,126 @@ fn write_pack(
         if let Some(e) = failed {
             return Err(e).context("writing the pack of new files");
         }
-        if written != size {
+        if written != size || Oid::from_bytes(&id.finalize()).ok() != Some(blob.id) {
             bail!("{path} changed while it was being staged");
         }
         if size == 0 {
             stored_block(&mut pack, &[], true)?;
         }
         pack.write_all(&adler.to_be_bytes())?;
+        entries.push((blob.id, offset, pack.crc));
     }
-    let trailer = pack.sha1.clone().finalize();
-    pack.inner.write_all(&trailer)?;
+    let checksum: [u8; 20] = pack.sha1.clone().finalize().into();
+    pack.inner.write_all(&checksum)?;
     pack.inner.flush()?;
-    Ok(())
+    Ok(PackWritten { entries, checksum })
+}
+
+/// What [`write_index`] needs of a written pack.
+#[derive(Debug)]
+struct PackWritten {
+    /// Object id, offset of its entry, CRC-32 of the entry's bytes.
+    entries: Vec<(Oid, u64, u32)>,
+    checksum: [u8; 20],
+}
+
+/// The pack's version 2 `.idx` (gitformat-pack), as `git index-pack`
+/// writes it: libgit2's indexer would read the whole pack back through
+/// memory maps to make it (a 2 GiB file mapped whole).
+fn write_index(out: impl Write, pack: &PackWritten) -> std::io::Result<()> {
+    let mut idx = HashingWriter {
+        inner: std::io::BufWriter::with_capacity(IO_BUFFER, out),
+        sha1: Sha1::new(),
+        crc: 0,
+        at: 0,
+    };
+    let mut entries = pack.entries.clone();
+    entries.sort_by_key(|e| e.0);
+    idx.write_all(&[0xff, b't', b'O', b'c', 0, 0, 0, 2])?;
+    let mut fanout = [0u32; 256];
+    for (id, ..) in &entries {
+        fanout[usize::from(id.as_bytes()[0])] += 1;
+    }
+    let mut running = 0u32;
+    for n in fanout {
+        running += n;
+        idx.write_all(&running.to_be_bytes())?;
+    }
+    for (id, ..) in &entries {
+        idx.write_all(id.as_bytes())?;
+    }
+    for (_, _, crc) in &entries {
+        idx.write_all(&crc.to_be_bytes())?;
+    }
+    let mut large = Vec::new();
+    for (_, offset, _) in &entries {
+        match u32::try_from(*offset) {
+            Ok(small) if small < 0x8000_0000 => idx.write_all(&small.to_be_bytes())?,
+            _ => {
+                let at = 0x8000_0000 | u32::try_from(large.len()).expect("under 2^31 objects");
+                idx.write_all(&at.to_be_bytes())?;
+                large.push(*offset);
+            }
+        }
+    }
+    for offset in large {
+        idx.write_all(&offset.to_be_bytes())?;
+    }
+    idx.write_all(&pack.checksum)?;
+    let own: [u8; 20] = idx.sha1.clone().finalize().into();
+    idx.inner.write_all(&own)?;
+    idx.inner.flush()
+}
+
+/// Writes the pack of `blobs` and its index into `objects/pack` under
+/// temporary names, then renames them (the pack first: readers look for
+/// the index) as `pack-<checksum>`.
+fn store_pack(
+    pack_dir: &Path,
+    workdir: &Path,
+    blobs: &[(&str, &PackedBlob)],
+    meter: &Meter,
+) -> Result<()> {
+    let temporary = |kind: &str| {
+        pack_dir.join(format!(
+            "tmp_commit_back_{kind}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ))
+    };
+    let (pack_tmp, idx_tmp) = (temporary("pack"), temporary("idx"));
+    let create = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))
+    };
+    let result = (|| -> Result<()> {
+        let written = write_pack(create(&pack_tmp)?, workdir, blobs, meter)?;
+        write_index(create(&idx_tmp)?, &written).context("writing the pack's index")?;
+        let name = pack_dir.join(format!("pack-{}", hex(&written.checksum)));
+        for (tmp, ext) in [(&pack_tmp, "pack"), (&idx_tmp, "idx")] {
+            let mut perms = std::fs::metadata(tmp)?.permissions();
+            perms.set_readonly(true);
+            std::fs::set_permissions(tmp, perms)?;
+            std::fs::rename(tmp, name.with_extension(ext))
+                .context("moving the pack of new files into place")?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&pack_tmp);
+        let _ = std::fs::remove_file(&idx_tmp);
+    }
+    result
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Feeds `file` to `f` in buffer-sized chunks until end of file.
@@ -909,7 +1025,7 @@ fn for_each_chunk(
 }
 
 /// Pack object header: type and size, 4 bits then 7 per byte, low first.
-fn object_header(kind: u8, size: u64) -> Vec<u8> {
+pub(super) fn object_header(kind: u8, size: u64) -> Vec<u8> {
     let mut bytes = vec![(kind << 4) | (size & 0x0f) as u8];
     let mut rest = size >> 4;
     while rest != 0 {
@@ -938,31 +1054,31 @@ fn adler32(adler: u32, data: &[u8]) -> u32 {
     sum as u32
 }
 
-/// git2's pack writer reports every failure as "Write error"; this keeps
-/// libgit2's own message (say, "No space left on device").
-struct Libgit2Writer<W: Write>(W);
-
-impl<W: Write> Write for Libgit2Writer<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .write(buf)
-            .map_err(|_| std::io::Error::other(git2::Error::last_error(-1).message().to_owned()))
+/// zlib's crc32 (the C library libgit2 already links).
+fn crc32(crc: u32, data: &[u8]) -> u32 {
+    let mut sum = libz_sys::uLong::from(crc);
+    for part in data.chunks(u32::MAX as usize) {
+        // SAFETY: zlib reads exactly `len` bytes from a live slice.
+        sum = unsafe { libz_sys::crc32(sum, part.as_ptr(), part.len() as libz_sys::uInt) };
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
+    sum as u32
 }
 
+/// Hashes what it writes: SHA-1 of everything, CRC-32 since `crc` was
+/// last reset (one pack entry), and counts it (`at`: the next offset).
 struct HashingWriter<W: Write> {
     inner: W,
     sha1: Sha1,
+    crc: u32,
+    at: u64,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.sha1.update(&buf[..n]);
+        self.crc = crc32(self.crc, &buf[..n]);
+        self.at += n as u64;
         Ok(n)
     }
 
@@ -1183,6 +1299,97 @@ mod tests {
             assert!(is_loose(&ours, &link));
             std::fs::remove_dir_all(&root).unwrap();
         }
+    }
+
+    /// The pack's index is the one `git index-pack` makes, byte for byte.
+    #[test]
+    fn pack_indexes_match_git_index_pack() {
+        let dir = std::env::temp_dir().join(format!("cb-stage-idx-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let mut names = Vec::new();
+        for i in 0..300 {
+            let name = format!("f{i}");
+            std::fs::write(work.join(&name), format!("file {i}\n").repeat(i)).unwrap();
+            names.push(name);
+        }
+        let meter = progress::meter("test", Unit::Bytes, 0);
+        let blobs = hash_files(&work, &names, &meter).unwrap();
+        let mut seen = HashSet::new();
+        let unique: Vec<(&str, &PackedBlob)> = names
+            .iter()
+            .zip(&blobs)
+            .filter(|(_, b)| seen.insert(b.id))
+            .map(|(n, b)| (n.as_str(), b))
+            .collect();
+        let pack_dir = dir.join("pack");
+        std::fs::create_dir_all(&pack_dir).unwrap();
+        store_pack(&pack_dir, &work, &unique, &meter).unwrap();
+        let found: Vec<PathBuf> = std::fs::read_dir(&pack_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        let pack = found
+            .iter()
+            .find(|p| p.extension().unwrap() == "pack")
+            .unwrap();
+        let ours = std::fs::read(pack.with_extension("idx")).unwrap();
+        let by_git = dir.join("by-git.idx");
+        let out = Command::new("git")
+            .args(["index-pack", "-o"])
+            .arg(&by_git)
+            .arg(pack)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            ours == std::fs::read(&by_git).unwrap(),
+            "the .idx differs from git's"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Offsets past 2 GiB go to the index's 64-bit table: `git show-index`
+    /// reads them back.
+    #[test]
+    fn large_offsets_are_read_back_by_git() {
+        let id = |b: u8| Oid::from_bytes(&[b; 20]).unwrap();
+        let written = PackWritten {
+            entries: vec![
+                (id(0xee), 12, 7),
+                (id(0x01), (1 << 31) + 5, 8),
+                (id(0x80), (5 << 32) + 9, 9),
+                (id(0x7f), 0x7fff_ffff, 10),
+            ],
+            checksum: [0x42; 20],
+        };
+        let mut idx = Vec::new();
+        write_index(&mut idx, &written).unwrap();
+        let mut child = Command::new("git")
+            .args(["show-index"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&idx).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let expected = [
+            (2147483653u64, id(0x01), 8u32),
+            (2147483647, id(0x7f), 10),
+            (21474836489, id(0x80), 9),
+            (12, id(0xee), 7),
+        ]
+        .iter()
+        .map(|(o, i, c)| format!("{o} {i} ({c:08x})\n"))
+        .collect::<String>();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
     }
 
     #[test]

@@ -185,6 +185,7 @@ fn execute(
         committed_bytes: 0,
         ssh_bytes: 0,
         pushed_objects: 0,
+        pack_writer: None,
     };
     match push.commit_and_push() {
         Ok(()) => {}
@@ -260,6 +261,8 @@ struct Pusher<'a> {
     ssh_bytes: u64,
     /// Objects in the last pack sent.
     pushed_objects: u64,
+    /// Who wrote it (report `sizes.pack`).
+    pack_writer: Option<&'static str>,
 }
 
 impl Pusher<'_> {
@@ -468,6 +471,7 @@ impl Pusher<'_> {
             bytes_committed: self.committed_bytes,
             objects: self.pushed_objects,
             bytes_sent: self.bytes_sent(),
+            pack: self.pack_writer,
         });
     }
 

@@ -383,6 +383,11 @@ impl Pusher<'_> {
         }
         if pushed.objects > 0 {
             self.pushed_objects = pushed.objects;
+            self.pack_writer = Some(if pushed.streamed {
+                "streamed"
+            } else {
+                "libgit2"
+            });
         }
         self.record_refs(&pushed.refs);
         // A tag this run landed (on a server without atomic pushes) is its own.

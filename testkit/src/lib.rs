@@ -411,8 +411,21 @@ pub fn docker_run_pipe(
     ssh_dir: Option<&Path>,
     env: &[(&str, &str)],
 ) -> PipeRun {
+    docker_run_pipe_with(image, clone, ssh_dir, env, &[])
+}
+
+/// [`docker_run_pipe`] with more `docker run` options (say, `--memory 256m`).
+pub fn docker_run_pipe_with(
+    image: &str,
+    clone: &Path,
+    ssh_dir: Option<&Path>,
+    env: &[(&str, &str)],
+    options: &[&str],
+) -> PipeRun {
     let mut cmd = Command::new("docker");
-    cmd.args(["run", "--rm", "--network", "host", "-v"])
+    cmd.args(["run", "--rm", "--network", "host"])
+        .args(options)
+        .arg("-v")
         .arg(format!("{}:{PIPELINES_BUILD_DIR}", clone.display()))
         .args(["-w", PIPELINES_BUILD_DIR]);
     if let Some(ssh) = ssh_dir {

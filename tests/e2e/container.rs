@@ -223,3 +223,51 @@ fn container_signs_with_no_helper_binaries_in_the_image() {
         r.assert_secret_absent(line, &f.clone);
     }
 }
+
+/// Pipelines gives a pipe's docker service 1 GB by default: a 2 GiB file is
+/// pushed by the image in a quarter of that (no swap to hide in), read from
+/// disk in pieces while the pack is staged and streamed.
+#[test]
+fn container_pushes_a_2_gib_file_in_256_mb_of_memory() {
+    let Some(image) = image() else { return };
+    let f = Fixture::new(Some(50));
+    let size: u64 = 2 << 30;
+    std::fs::create_dir_all(f.clone.join("dist")).unwrap();
+    // Sparse: no disk for the file itself, a real 2 GiB for commit-back to
+    // read, hash, stage and send.
+    let file = std::fs::File::create(f.clone.join("dist/disk.img")).unwrap();
+    file.set_len(size).unwrap();
+    {
+        use std::io::{Seek as _, SeekFrom, Write as _};
+        let mut file = file;
+        file.seek(SeekFrom::Start(size / 2)).unwrap();
+        file.write_all(b"something in the middle").unwrap();
+    }
+    chown_foreign(&f.clone);
+    let remote = f
+        .server
+        .url("ws/repo.git")
+        .replace("127.0.0.1", "localhost");
+    let mut env = pipelines_env(&remote);
+    env.push(("BITBUCKET_ACCESS_TOKEN", TOKEN));
+    let r = testkit::docker_run_pipe_with(
+        &image,
+        &f.clone,
+        None,
+        &env,
+        &["--memory", "256m", "--memory-swap", "256m"],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.stdout);
+    assert_eq!(r.status(), "pushed");
+    assert_eq!(r.report["sizes"]["pack"], "streamed", "{}", r.stdout);
+    f.assert_landed(&r);
+    assert_eq!(
+        git(&f.bare, &["cat-file", "-s", "main:dist/disk.img"]),
+        size.to_string()
+    );
+    // The id git computes for the file is the one that landed.
+    let file = f.clone.join("dist/disk.img");
+    let by_git = git(f.world.path(), &["hash-object", file.to_str().unwrap()]);
+    assert_eq!(git(&f.bare, &["rev-parse", "main:dist/disk.img"]), by_git);
+    r.assert_secret_absent(TOKEN, &f.clone);
+}

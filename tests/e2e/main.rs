@@ -11,6 +11,7 @@ mod container;
 mod docs;
 mod faults;
 mod http_push;
+mod large_files;
 mod lfs;
 mod lost_answers;
 mod merge;

@@ -30,7 +30,12 @@ struct Sample {
     /// steadier than wall time on a noisy filesystem.
     cpu: Duration,
     max_rss_kb: u64,
+    /// Request body bytes the server received during the run.
+    sent: u64,
 }
+
+/// The baseline: git without its automatic maintenance.
+const GIT_QUIET: &str = "git CLI, maintenance off";
 
 enum Case {
     SmallFiles(usize),
@@ -38,6 +43,10 @@ enum Case {
     /// with gpg.format=ssh, which runs ssh-keygen).
     Signed(usize),
     BigFile {
+        megabytes: usize,
+    },
+    /// One text-like file (log lines; compresses about 5:1).
+    TextFile {
         megabytes: usize,
     },
     LfsFile {
@@ -53,6 +62,12 @@ impl Case {
         if let Some(mb) = s.strip_prefix("lfs:").and_then(|s| s.strip_suffix("MB")) {
             return mb.parse().ok().map(|megabytes| Case::LfsFile { megabytes });
         }
+        if let Some(mb) = s.strip_prefix("text:").and_then(|s| s.strip_suffix("MB")) {
+            return mb
+                .parse()
+                .ok()
+                .map(|megabytes| Case::TextFile { megabytes });
+        }
         match s.strip_suffix("MB") {
             Some(mb) => mb.parse().ok().map(|megabytes| Case::BigFile { megabytes }),
             None => s.parse().ok().map(Case::SmallFiles),
@@ -64,6 +79,7 @@ impl Case {
             Case::SmallFiles(n) => format!("{n} file(s)"),
             Case::Signed(n) => format!("{n} file(s), signed (ed25519)"),
             Case::BigFile { megabytes } => format!("one {megabytes} MB file"),
+            Case::TextFile { megabytes } => format!("one {megabytes} MB text file"),
             Case::LfsFile { megabytes } => format!("one {megabytes} MB file in LFS"),
         }
     }
@@ -87,6 +103,9 @@ impl Case {
             Case::BigFile { megabytes } => {
                 // Incompressible, so the pack really is this big.
                 write_incompressible(&dir.join("generated/blob.bin"), *megabytes, seed);
+            }
+            Case::TextFile { megabytes } => {
+                write_text(&dir.join("generated/build.log"), *megabytes, seed);
             }
             Case::LfsFile { megabytes } => {
                 // `*.lfs` is tracked by LFS in the upstream's .gitattributes.
@@ -121,6 +140,8 @@ fn main() {
     });
     // (case, tool, wall ms, peak RSS MB) for the chart.
     let mut medians: Vec<(&Case, &str, f64, f64)> = Vec::new();
+    // (tool, files, wall ms) of the small-file cases.
+    let mut growth: Vec<(&str, f64, f64)> = Vec::new();
     let history: usize = arg("--history")
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
@@ -175,16 +196,23 @@ fn main() {
     );
     println!();
     println!(
-        "| case | tool | wall ms | CPU ms | peak RSS MB | wall ratio | CPU ratio | RSS ratio |"
+        "Ratios are against git with maintenance off (`-c maintenance.auto=false -c gc.auto=0`): at 10,000 loose objects a default `git commit` starts a background repack that competes with its own push."
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!();
+    println!(
+        "| case | tool | wall ms | CPU ms | peak RSS MB | MB sent | wall ratio | CPU ratio | RSS ratio | sent ratio |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     // Every run starts from the same upstream tip: otherwise each run's push
     // (a 200 MB blob, say) would be in the next run's clone.
     let base = testkit::git(&bare, &["rev-parse", "main"]);
     let mut n_clone = 0;
     for case in &cases {
-        let mut results: Vec<(&str, Vec<Sample>)> =
-            vec![("commit-back", vec![]), ("git CLI", vec![])];
+        let mut results: Vec<(&str, Vec<Sample>)> = vec![
+            ("commit-back", vec![]),
+            (GIT_QUIET, vec![]),
+            ("git CLI, default", vec![]),
+        ];
         for _ in 0..runs {
             for (tool, samples) in results.iter_mut() {
                 n_clone += 1;
@@ -220,7 +248,8 @@ fn main() {
                     // git-lfs, from a credential helper instead (git-lfs
                     // would put an extra header on the upload hrefs too, over
                     // the LFS server's own authorization).
-                    let (key, value) = if matches!(case, Case::LfsFile { .. }) {
+                    let mut config: Vec<(&str, String)> = Vec::new();
+                    config.push(if matches!(case, Case::LfsFile { .. }) {
                         (
                             "credential.helper",
                             format!(
@@ -229,30 +258,40 @@ fn main() {
                         )
                     } else {
                         ("http.extraHeader", format!("Authorization: Basic {basic}"))
-                    };
+                    });
+                    if *tool == GIT_QUIET {
+                        config.push(("maintenance.auto", "false".into()));
+                        config.push(("gc.auto", "0".into()));
+                    }
                     let signed = matches!(case, Case::Signed(_));
+                    if signed {
+                        config.push(("gpg.format", "ssh".into()));
+                        config.push((
+                            "user.signingKey",
+                            signing_key.to_string_lossy().into_owned(),
+                        ));
+                    }
                     let script = format!(
                         "git add -A && git commit -q {}-m 'Update build artifacts [skip ci]' && git push -q origin HEAD:main",
                         if signed { "-S " } else { "" }
                     );
                     let mut sh = Command::new("sh");
-                    if signed {
-                        sh.env("GIT_CONFIG_KEY_1", "gpg.format")
-                            .env("GIT_CONFIG_VALUE_1", "ssh")
-                            .env("GIT_CONFIG_KEY_2", "user.signingKey")
-                            .env("GIT_CONFIG_VALUE_2", &signing_key);
+                    for (i, (key, value)) in config.iter().enumerate() {
+                        sh.env(format!("GIT_CONFIG_KEY_{i}"), key)
+                            .env(format!("GIT_CONFIG_VALUE_{i}"), value);
                     }
                     sh.args(["-c", &script])
                         .env("GIT_CONFIG_NOSYSTEM", "1")
                         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                        .env("GIT_CONFIG_COUNT", if signed { "3" } else { "1" })
-                        .env("GIT_CONFIG_KEY_0", key)
-                        .env("GIT_CONFIG_VALUE_0", value)
+                        .env("GIT_CONFIG_COUNT", config.len().to_string())
                         .env("GIT_TERMINAL_PROMPT", "0");
                     sh
                 };
                 cmd.current_dir(&clone);
-                samples.push(measure(&mut cmd));
+                let before = server.requests().len();
+                let mut sample = measure(&mut cmd);
+                sample.sent = server.requests()[before..].iter().map(|r| r.received).sum();
+                samples.push(sample);
                 let _ = std::fs::remove_dir_all(&clone);
                 if let Some(lfs) = &lfs_server {
                     let _ = std::fs::remove_dir_all(&lfs.storage);
@@ -261,26 +300,70 @@ fn main() {
         }
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let med = |s: &[Sample]| {
-            (
+            [
                 median(s.iter().map(|x| ms(x.wall)).collect()),
                 median(s.iter().map(|x| ms(x.cpu)).collect()),
                 median(s.iter().map(|x| x.max_rss_kb as f64 / 1024.0).collect()),
-            )
+                median(s.iter().map(|x| x.sent as f64 / 1e6).collect()),
+            ]
         };
-        let (cb_wall, cb_cpu, cb_rss) = med(&results[0].1);
-        let (git_wall, git_cpu, git_rss) = med(&results[1].1);
-        medians.push((case, "commit-back", cb_wall, cb_rss));
-        medians.push((case, "git", git_wall, git_rss));
+        let baseline = med(&results[1].1);
         let name = case.name();
-        println!(
-            "| {name} | commit-back | {cb_wall:.1} | {cb_cpu:.1} | {cb_rss:.1} | {:.2}× | {:.2}× | {:.2}× |",
-            cb_wall / git_wall,
-            cb_cpu / git_cpu,
-            cb_rss / git_rss
-        );
-        println!(
-            "| {name} | git CLI | {git_wall:.1} | {git_cpu:.1} | {git_rss:.1} | 1.00× | 1.00× | 1.00× |"
-        );
+        for (tool, samples) in &results {
+            let m = med(samples);
+            let chart_name = match *tool {
+                "commit-back" => Some("commit-back"),
+                GIT_QUIET => Some("git"),
+                _ => None,
+            };
+            if let Some(chart_name) = chart_name {
+                medians.push((case, chart_name, m[0], m[2]));
+            }
+            if let Case::SmallFiles(n) = case {
+                growth.push((*tool, *n as f64, m[0]));
+            }
+            println!(
+                "| {name} | {tool} | {:.1} | {:.1} | {:.1} | {:.3} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[0] / baseline[0],
+                m[1] / baseline[1],
+                m[2] / baseline[2],
+                m[3] / baseline[3],
+            );
+        }
+    }
+    // How wall time grows with the number of small files: the exponent of
+    // a power law fitted (least squares, log-log) through the cases of
+    // 1,000 files or more.
+    println!();
+    for (tool, _) in [
+        ("commit-back", ()),
+        (GIT_QUIET, ()),
+        ("git CLI, default", ()),
+    ] {
+        let points: Vec<(f64, f64)> = growth
+            .iter()
+            .filter(|(t, n, _)| *t == tool && *n >= 1000.0)
+            .map(|(_, n, wall)| (n.ln(), wall.ln()))
+            .collect();
+        if points.len() >= 2 {
+            let k = points.len() as f64;
+            let (sx, sy) = points
+                .iter()
+                .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+            let (mx, my) = (sx / k, sy / k);
+            let (num, den) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+                (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+            });
+            println!(
+                "growth with the number of files ({} points from 1,000 up): {tool} wall time ~ N^{:.2}",
+                points.len(),
+                num / den
+            );
+        }
     }
 
     // The floor: a run that finds nothing to commit (no network at all).
@@ -425,6 +508,49 @@ fn write_incompressible(path: &Path, megabytes: usize, seed: usize) {
     file.flush().unwrap();
 }
 
+/// `megabytes` MiB of log lines (text-like: compresses about 5:1 with
+/// zlib), written 1 MiB at a time.
+fn write_text(path: &Path, megabytes: usize, seed: usize) {
+    use std::io::Write as _;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let words = [
+        "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    ];
+    let paths = [
+        "/api/v1/items",
+        "/api/v1/users",
+        "/health",
+        "/api/v2/orders",
+    ];
+    let mut written = 0usize;
+    let mut i = 0u64;
+    while written < megabytes << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let line = format!(
+            "2026-12-02T12:{:02}:{:02}.{:03}Z {} id={:08x} user={} path={}/{} status={} latency_ms={}\n",
+            i / 60_000 % 60,
+            i / 1000 % 60,
+            i % 1000,
+            ["INFO", "WARN", "DEBUG"][(x % 3) as usize],
+            x as u32,
+            words[(x >> 8) as usize % words.len()],
+            paths[(x >> 16) as usize % paths.len()],
+            (x >> 20) % 99_999,
+            [200, 200, 200, 404, 500][(x >> 40) as usize % 5],
+            (x >> 44) % 5000
+        );
+        let line = &line.as_bytes()[..line.len().min((megabytes << 20) - written)];
+        file.write_all(line).unwrap();
+        written += line.len();
+        i += 1;
+    }
+    file.flush().unwrap();
+}
+
 /// Runs to completion; wall time and the peak RSS of the process and the
 /// children it waited for (Linux wait4 rusage).
 #[allow(clippy::zombie_processes)] // the child is reaped by wait4 below
@@ -456,6 +582,7 @@ fn measure(cmd: &mut Command) -> Sample {
         wall,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss_kb: usage.ru_maxrss as u64,
+        sent: 0,
     }
 }
 

@@ -1,0 +1,385 @@
+//! The push's pack, written as it is sent: which objects go ([`objects_to_send`]),
+//! each read from the object database in bounded pieces, checked against its
+//! id, and compressed to fit its data ([`level_for`]).
+//!
+//! Objects: the new commits (those the server's refs do not reach), annotated
+//! tags, and for each new commit the trees and blobs that differ from its
+//! parents' at the same path: a parent is on the server or in this pack, so
+//! what it holds need not be sent. No deltas (a pack may hold none).
+//!
+//! Blobs are streamed from a loose object or a non-delta pack entry (found
+//! through the pack's `.idx`); anything else (a delta in a clone's pack, an
+//! alternate) is read whole through libgit2, which is what it held before.
+//! Never writes to the repository.
+
+use super::STREAM_FROM;
+use crate::git::stage::object_header;
+use flate2::Compression;
+use flate2::write::ZlibEncoder;
+use git2::{ObjectType, Oid, Repository, Tree};
+use sha1::{Digest, Sha1};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The objects the server needs for `news` (commits or tag objects), given
+/// the ids it advertised: tags and commits first, then trees and blobs.
+pub fn objects_to_send(
+    repo: &Repository,
+    news: &[Oid],
+    haves: &[Oid],
+) -> Result<Vec<(Oid, ObjectType)>, git2::Error> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut walk = repo.revwalk()?;
+    for &tip in news {
+        let mut object = repo.find_object(tip, None)?;
+        while let Some(tag) = object.as_tag() {
+            if seen.insert(tag.id()) {
+                out.push((tag.id(), ObjectType::Tag));
+            }
+            object = tag.target()?;
+        }
+        if object.kind() == Some(ObjectType::Commit) {
+            walk.push(object.id())?;
+        }
+    }
+    for &have in haves {
+        // What the server has but this clone lacks cannot be hidden: the
+        // commits it would hide are then sent again, which is harmless.
+        if let Ok(commit) = repo
+            .find_object(have, None)
+            .and_then(|o| o.peel_to_commit())
+        {
+            let _ = walk.hide(commit.id());
+        }
+    }
+    let commits: Vec<git2::Commit> = walk
+        .map(|id| id.and_then(|id| repo.find_commit(id)))
+        .collect::<Result<_, _>>()?;
+    for commit in &commits {
+        if seen.insert(commit.id()) {
+            out.push((commit.id(), ObjectType::Commit));
+        }
+    }
+    for commit in &commits {
+        // A parent this clone lacks (a shallow clone's edge) is on the server.
+        let bases: Vec<Tree> = commit.parents().filter_map(|p| p.tree().ok()).collect();
+        add_tree(repo, &commit.tree()?, &bases, &mut seen, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn add_tree(
+    repo: &Repository,
+    tree: &Tree,
+    bases: &[Tree],
+    seen: &mut HashSet<Oid>,
+    out: &mut Vec<(Oid, ObjectType)>,
+) -> Result<(), git2::Error> {
+    if bases.iter().any(|b| b.id() == tree.id()) || !seen.insert(tree.id()) {
+        return Ok(());
+    }
+    out.push((tree.id(), ObjectType::Tree));
+    for entry in tree.iter() {
+        let at_base: Vec<git2::TreeEntry> = bases
+            .iter()
+            .filter_map(|b| b.get_name_bytes(entry.name_bytes()))
+            .collect();
+        if at_base.iter().any(|b| b.id() == entry.id()) {
+            continue;
+        }
+        match entry.kind() {
+            Some(ObjectType::Tree) => {
+                let sub_bases: Vec<Tree> = at_base
+                    .iter()
+                    .filter(|b| b.kind() == Some(ObjectType::Tree))
+                    .filter_map(|b| repo.find_tree(b.id()).ok())
+                    .collect();
+                add_tree(repo, &repo.find_tree(entry.id())?, &sub_bases, seen, out)?;
+            }
+            Some(ObjectType::Blob) if seen.insert(entry.id()) => {
+                out.push((entry.id(), ObjectType::Blob));
+            }
+            // A submodule's commit is not in this repository.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Writes a version 2 pack of `objects` to `out`, streamed.
+pub fn write(repo: &Repository, objects: &[(Oid, ObjectType)], out: impl Write) -> io::Result<()> {
+    let odb = repo.odb().map_err(io::Error::other)?;
+    let mut pack = Hashing {
+        inner: io::BufWriter::with_capacity(PIECE, out),
+        sha1: Sha1::new(),
+    };
+    let count = u32::try_from(objects.len()).map_err(|_| io::Error::other("too many objects"))?;
+    pack.write_all(b"PACK")?;
+    pack.write_all(&2u32.to_be_bytes())?;
+    pack.write_all(&count.to_be_bytes())?;
+    let objects_dir = repo.commondir().join("objects");
+    let packs = PackIndexes::of(&objects_dir);
+    let mut buf = vec![0u8; PIECE];
+    for &(id, kind) in objects {
+        let (size, _) = odb.read_header(id).map_err(io::Error::other)?;
+        let size = size as u64;
+        if kind == ObjectType::Blob && size >= STREAM_FROM {
+            let reader = match open_blob(&objects_dir, &packs, id)? {
+                Some(r) => r,
+                None => whole(&odb, id)?,
+            };
+            write_blob(&mut pack, id, size, reader, &mut buf)?;
+        } else {
+            let object = odb.read(id).map_err(io::Error::other)?;
+            let data = object.data();
+            let level = if kind == ObjectType::Blob {
+                level_for(&data[..data.len().min(SAMPLE)])
+            } else {
+                Compression::default()
+            };
+            pack.write_all(&object_header(pack_type(kind), data.len() as u64))?;
+            let mut z = ZlibEncoder::new(&mut pack, level);
+            z.write_all(data)?;
+            z.finish()?;
+        }
+    }
+    let trailer = pack.sha1.clone().finalize();
+    pack.inner.write_all(&trailer)?;
+    pack.inner.flush()
+}
+
+/// Reads and writes happen in pieces of this size.
+const PIECE: usize = 128 * 1024;
+/// What [`level_for`] looks at.
+const SAMPLE: usize = 64 * 1024;
+
+/// Compression fit to the data: stored when a sample does not shrink by
+/// 5% at level 1 (already-compressed formats, random bytes), else level 5,
+/// which sends a few percent more than git's level 6 in much less time on
+/// text-like data (BENCHMARKS.md, "Memory and compression").
+pub fn level_for(sample: &[u8]) -> Compression {
+    if sample.len() < 64 {
+        return Compression::default();
+    }
+    let mut z = ZlibEncoder::new(Vec::with_capacity(sample.len() + 64), Compression::fast());
+    let compressed = z
+        .write_all(sample)
+        .and_then(|()| z.finish())
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if compressed.saturating_mul(100) >= sample.len() * 95 {
+        Compression::none()
+    } else {
+        Compression::new(5)
+    }
+}
+
+fn write_blob(
+    pack: &mut impl Write,
+    id: Oid,
+    size: u64,
+    mut reader: Box<dyn Read + '_>,
+    buf: &mut [u8],
+) -> io::Result<()> {
+    let mut hash = Sha1::new();
+    hash.update(format!("blob {size}\0"));
+    // The sample: the first piece, read whole.
+    let mut filled = 0;
+    while filled < SAMPLE {
+        match reader.read(&mut buf[filled..SAMPLE])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    pack.write_all(&object_header(pack_type(ObjectType::Blob), size))?;
+    let mut z = ZlibEncoder::new(pack, level_for(&buf[..filled]));
+    let mut read = filled as u64;
+    hash.update(&buf[..filled]);
+    z.write_all(&buf[..filled])?;
+    loop {
+        let n = match reader.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        read += n as u64;
+        hash.update(&buf[..n]);
+        z.write_all(&buf[..n])?;
+    }
+    z.finish()?;
+    if read != size || Oid::from_bytes(&hash.finalize()).ok() != Some(id) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "object {id} did not read back as itself; the push was abandoned before the pack was complete"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn whole(odb: &git2::Odb<'_>, id: Oid) -> io::Result<Box<dyn Read + 'static>> {
+    let object = odb.read(id).map_err(io::Error::other)?;
+    Ok(Box::new(io::Cursor::new(object.data().to_vec())))
+}
+
+/// A blob's content in pieces, from its loose object or a non-delta entry
+/// of a pack; None when it is neither (read it whole then).
+fn open_blob(
+    objects: &Path,
+    packs: &PackIndexes,
+    id: Oid,
+) -> io::Result<Option<Box<dyn Read + 'static>>> {
+    let hex = id.to_string();
+    if let Ok(file) = File::open(objects.join(&hex[..2]).join(&hex[2..])) {
+        let mut z = flate2::read::ZlibDecoder::new(BufReader::with_capacity(PIECE, file));
+        // "blob <size>\0"
+        let mut byte = [0u8; 1];
+        for _ in 0..32 {
+            z.read_exact(&mut byte)?;
+            if byte[0] == 0 {
+                return Ok(Some(Box::new(z)));
+            }
+        }
+        return Ok(None);
+    }
+    for idx in &packs.0 {
+        let Some(offset) = find_in_index(idx, id)? else {
+            continue;
+        };
+        let mut file = File::open(idx.with_extension("pack"))?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut byte = [0u8; 1];
+        file.read_exact(&mut byte)?;
+        let kind = (byte[0] >> 4) & 7;
+        while byte[0] & 0x80 != 0 {
+            file.read_exact(&mut byte)?;
+        }
+        if kind != pack_type(ObjectType::Blob) {
+            return Ok(None);
+        }
+        let z = flate2::read::ZlibDecoder::new(BufReader::with_capacity(PIECE, file));
+        return Ok(Some(Box::new(z)));
+    }
+    Ok(None)
+}
+
+/// The `.idx` files of the repository's packs.
+struct PackIndexes(Vec<PathBuf>);
+
+impl PackIndexes {
+    fn of(objects: &Path) -> PackIndexes {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(objects.join("pack"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+            .collect();
+        found.sort();
+        PackIndexes(found)
+    }
+}
+
+/// Where `id` starts in the pack of a version 2 `.idx` (binary search,
+/// reading only the entries it looks at); None when absent or not v2.
+fn find_in_index(idx: &Path, id: Oid) -> io::Result<Option<u64>> {
+    let mut f = File::open(idx)?;
+    let mut head = [0u8; 8 + 256 * 4];
+    if f.read_exact(&mut head).is_err() || head[..8] != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+        return Ok(None);
+    }
+    let fanout = |i: usize| -> u64 {
+        u64::from(u32::from_be_bytes(
+            head[8 + i * 4..12 + i * 4].try_into().expect("4 bytes"),
+        ))
+    };
+    let want = id.as_bytes();
+    let first = usize::from(want[0]);
+    let total = fanout(255);
+    let (mut lo, mut hi) = (
+        if first == 0 { 0 } else { fanout(first - 1) },
+        fanout(first),
+    );
+    let names_at = 8 + 256 * 4u64;
+    let mut name = [0u8; 20];
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        f.seek(SeekFrom::Start(names_at + mid * 20))?;
+        f.read_exact(&mut name)?;
+        match name.as_slice().cmp(want) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => {
+                let offsets_at = names_at + total * 24;
+                let mut word = [0u8; 4];
+                f.seek(SeekFrom::Start(offsets_at + mid * 4))?;
+                f.read_exact(&mut word)?;
+                let small = u32::from_be_bytes(word);
+                if small & 0x8000_0000 == 0 {
+                    return Ok(Some(u64::from(small)));
+                }
+                let mut large = [0u8; 8];
+                let at = offsets_at + total * 4 + u64::from(small & 0x7fff_ffff) * 8;
+                f.seek(SeekFrom::Start(at))?;
+                f.read_exact(&mut large)?;
+                return Ok(Some(u64::from_be_bytes(large)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The object kinds a pack entry names (gitformat-pack).
+fn pack_type(kind: ObjectType) -> u8 {
+    match kind {
+        ObjectType::Commit => 1,
+        ObjectType::Tree => 2,
+        ObjectType::Blob => 3,
+        _ => 4,
+    }
+}
+
+struct Hashing<W: Write> {
+    inner: W,
+    sha1: Sha1,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha1.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_fits_the_data() {
+        let text: Vec<u8> = (0..4000)
+            .flat_map(|i| format!("2026-12-02 INFO request {i} took {} ms\n", i % 97).into_bytes())
+            .collect();
+        assert_eq!(level_for(&text[..SAMPLE]), Compression::new(5));
+        let mut noise = vec![0u8; SAMPLE];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for b in noise.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        assert_eq!(level_for(&noise), Compression::none());
+        assert_eq!(level_for(b"tiny"), Compression::default());
+    }
+}
