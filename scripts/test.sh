@@ -52,6 +52,8 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+bash scripts/check-unused.sh
+python3 scripts/module-cycles.py
 
 # The container tests need a Docker Engine (Debian's docker.io, started here
 # without systemd) and the static binary in a scratch image. Root installs and

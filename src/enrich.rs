@@ -6,7 +6,7 @@
 use crate::bitbucket::{
     ApiError, BitbucketAccount, BitbucketBranchRestriction, Client, pattern_matches,
 };
-use crate::credentials::CredentialKind;
+use crate::terms::CredentialKind;
 use crate::text::untrusted;
 use serde::Serialize;
 

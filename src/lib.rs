@@ -3,22 +3,20 @@
 
 pub mod bitbucket;
 pub mod checkout;
-pub mod classify;
 pub mod config;
-pub mod credentials;
 pub mod enrich;
+pub mod explain;
 pub mod git;
 pub mod help;
 pub mod insights;
 pub mod log;
-pub mod merge_refusal;
 pub mod origin;
 pub mod progress;
 pub mod pull_request;
-pub mod remedies;
 pub mod report;
 pub mod run;
 pub mod secret;
 pub mod signing;
+pub mod terms;
 pub mod text;
 pub mod variables;

@@ -31,18 +31,6 @@ impl Logger {
         }
     }
 
-    pub fn set_debug(&mut self, debug: bool) {
-        self.debug = debug;
-    }
-
-    pub fn set_color(&mut self, color: bool) {
-        self.color = color;
-    }
-
-    pub fn debug_enabled(&self) -> bool {
-        self.debug
-    }
-
     fn line(&self, color: &str, text: &str) {
         let text = self.redactor.redact(text);
         let mut err = std::io::stderr().lock();

@@ -2,8 +2,8 @@
 //! README, printed as exactly one document on stdout on every run and copied to
 //! REPORT_FILE. The exit-code policy lives here too, in one `match`.
 
-use crate::config::ConfigError;
-use crate::credentials::CredentialKind;
+use crate::terms::ConfigError;
+use crate::terms::CredentialKind;
 use serde::Serialize;
 
 pub const REPORT_VERSION: u32 = 1;
@@ -125,7 +125,7 @@ pub struct Commit {
 /// The key that signed, never its material.
 #[derive(Debug, Clone, Serialize)]
 pub struct Signature {
-    pub format: crate::signing::SignatureFormat,
+    pub format: SignatureFormat,
     /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `rsa-sha2-512`; `ed25519`, `rsa`, `ecdsa` (OpenPGP).
     pub key_type: String,
     /// `SHA256:…` (SSH, as `ssh-keygen -l`), 40 hex digits (OpenPGP, the signing key's).
@@ -244,7 +244,7 @@ impl PullRequest {
 /// Why Bitbucket did not merge the fallback pull request.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MergeRefusal {
-    pub kind: crate::merge_refusal::MergeRefusalKind,
+    pub kind: MergeRefusalKind,
     pub summary: String,
     pub explanation: String,
     /// The API's status (None: no answer) and message, as Bitbucket gave them.
@@ -438,5 +438,49 @@ mod tests {
         }
         assert_eq!(v["status"], "pushed");
         assert_eq!(v["version"], 1);
+    }
+}
+
+/// How a commit was signed (`commit.signature.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureFormat {
+    /// `gpg.format=ssh`.
+    Ssh,
+    /// `gpg.format=openpgp`, git's default.
+    Openpgp,
+}
+
+/// Why Bitbucket did not merge the fallback pull request (`pull_request.merge_refusal.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeRefusalKind {
+    /// The credential may not merge into the branch (`restrict_merges`, or
+    /// no write permission).
+    MergeRestricted,
+    /// Merge checks are not met (approvals, passing builds, tasks).
+    MergeChecks,
+    /// The repository does not allow this merge strategy.
+    MergeStrategy,
+    /// The destination moved (fast-forward impossible, refs changed):
+    /// rebased and tried again within RETRIES, then given up.
+    DestinationMoved,
+    /// The merge took too long on Bitbucket's side (HTTP 555), or its
+    /// task did not finish in time.
+    TimedOut,
+    /// The API could not be reached (no answer).
+    Network,
+    Unknown,
+}
+
+impl MergeRefusalKind {
+    /// Worth another attempt (after a rebase, or a pause).
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            MergeRefusalKind::DestinationMoved
+                | MergeRefusalKind::TimedOut
+                | MergeRefusalKind::Network
+        )
     }
 }

@@ -18,19 +18,11 @@
 use anyhow::{Context as _, Result};
 use pgp::composed::{Deserializable as _, DetachedSignature, SignedSecretKey};
 use pgp::types::{KeyDetails as _, Password};
-use serde::Serialize;
 
 /// The namespace git signs in (`ssh-keygen -Y sign -n git`).
 const SSH_NAMESPACE: &str = "git";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignatureFormat {
-    /// `gpg.format=ssh`.
-    Ssh,
-    /// `gpg.format=openpgp`, git's default.
-    Openpgp,
-}
+pub use crate::report::SignatureFormat;
 
 /// Why a key cannot sign: about the key itself, or about its passphrase
 /// (each is reported under its own variable).

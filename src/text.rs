@@ -126,6 +126,20 @@ pub fn glob_matches(pattern: &str, text: &str, wildcards: Wildcards, case: Case)
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// Sideband text arrives in chunks, mixed with `\r` progress and padded with
+/// spaces (facts §1.0): split, trim, drop empties and repeats.
+pub fn split_lines(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.split(['\n', '\r']) {
+        let line = untrusted(line.trim());
+        let line = line.trim();
+        if !line.is_empty() && out.last().map(String::as_str) != Some(line) {
+            out.push(line.to_owned());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,10 @@
 //! ones validation needs (pipeline SSH key, symlinks in FILES).
 
 use crate::checkout::{Checkout, RepoName, Target, parse_origin};
-use crate::credentials::{self, Credential};
+pub mod credentials;
 use crate::secret::Secret;
+pub use crate::terms::{ConfigError, OnRestricted, Transport};
+use credentials::Credential;
 use serde::Deserialize;
 
 mod signing;
@@ -96,66 +98,11 @@ impl RawVars {
     }
 }
 
-/// One problem with the configuration, as reported in `errors`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ConfigError {
-    pub variable: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    /// One line always: values quoted in the message may hold line breaks or
-    /// control characters, which are shown escaped.
-    pub fn new(variable: &str, message: impl Into<String>) -> Self {
-        let message: String = message
-            .into()
-            .chars()
-            .flat_map(|c| {
-                if c.is_control() {
-                    c.escape_default().collect::<Vec<_>>()
-                } else {
-                    vec![c]
-                }
-            })
-            .collect();
-        ConfigError {
-            variable: variable.to_owned(),
-            message,
-        }
-    }
-}
-
 /// Where the push goes, without credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
     pub url: String,
     pub transport: Transport,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Http,
-    Ssh,
-}
-
-/// What to do when a branch restriction refuses the push (ON_RESTRICTED).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnRestricted {
-    Fail,
-    PullRequest,
-    /// Open the pull request, then merge it through the API.
-    Merge,
-}
-
-impl OnRestricted {
-    /// As written in ON_RESTRICTED.
-    pub fn name(self) -> &'static str {
-        match self {
-            OnRestricted::Fail => "fail",
-            OnRestricted::PullRequest => "pull-request",
-            OnRestricted::Merge => "merge",
-        }
-    }
 }
 
 /// `merge_strategy` of the pull request merge (ON_RESTRICTED=merge), as the
@@ -245,29 +192,71 @@ pub fn log_settings(raw: &RawVars) -> LogSettings {
     }
 }
 
-impl Config {
-    /// Validates everything. `workdir` is the repository's working tree (None
-    /// when the current directory is not a repository: that is reported by the
-    /// caller, and FILES is then checked only syntactically).
-    pub fn from_vars(
-        raw: &RawVars,
-        workdir: Option<&Path>,
-        checkout: &Checkout,
-    ) -> Result<Config, (Vec<ConfigError>, PartialConfig)> {
-        let mut errors = Vec::new();
-        let mut err = |e: ConfigError| errors.push(e);
+/// Every problem found, in the order the variables are read: all are
+/// reported at once.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
 
-        let files = parse_files(raw.files.as_deref(), workdir).unwrap_or_else(|e| {
-            e.into_iter().for_each(&mut err);
-            Vec::new()
-        });
+impl Problems {
+    fn add(&mut self, e: ConfigError) {
+        self.0.push(e);
+    }
 
-        let skip_ci = parse_bool(raw.skip_ci.as_deref(), "SKIP_CI", true).unwrap_or_else(|e| {
-            err(e);
-            true
-        });
-        let message = build_message(raw.commit_message.as_deref(), skip_ci);
+    /// The value, or `default` with the problem noted.
+    fn or<T>(&mut self, result: Result<T, ConfigError>, default: T) -> T {
+        result.unwrap_or_else(|e| {
+            self.add(e);
+            default
+        })
+    }
 
+    /// The value, or `default` with every problem noted.
+    fn or_all<T>(&mut self, result: Result<T, Vec<ConfigError>>, default: T) -> T {
+        result.unwrap_or_else(|e| {
+            self.0.extend(e);
+            default
+        })
+    }
+
+    fn names(&self, variable: &str) -> bool {
+        self.0.iter().any(|e| e.variable == variable)
+    }
+
+    /// A yes/no variable, `default` when unset or invalid.
+    fn flag(&mut self, value: Option<&str>, name: &str, default: bool) -> bool {
+        let parsed = parse_bool(value, name, default);
+        self.or(parsed, default)
+    }
+}
+
+/// What is committed: FILES and the commit message (COMMIT_MESSAGE, SKIP_CI).
+struct Content {
+    files: Vec<String>,
+    message: String,
+}
+
+impl Content {
+    fn parse(raw: &RawVars, workdir: Option<&Path>, p: &mut Problems) -> Content {
+        let files = p.or_all(parse_files(raw.files.as_deref(), workdir), Vec::new());
+        let skip_ci = p.flag(raw.skip_ci.as_deref(), "SKIP_CI", true);
+        Content {
+            files,
+            message: build_message(raw.commit_message.as_deref(), skip_ci),
+        }
+    }
+}
+
+/// Where to: BRANCH and REPOSITORY, with what the clone's origin says.
+struct Destination {
+    branch: Option<String>,
+    origin: Option<crate::checkout::Origin>,
+    /// REPOSITORY or BITBUCKET_REPO_FULL_NAME, as given.
+    explicit_repository: Option<String>,
+    repository: Option<String>,
+}
+
+impl Destination {
+    fn parse(raw: &RawVars, checkout: &Checkout, p: &mut Problems) -> Destination {
         let branch = raw
             .branch
             .clone()
@@ -275,7 +264,7 @@ impl Config {
             .or_else(|| checkout.branch.clone());
         let branch = match branch {
             None => {
-                err(ConfigError::new(
+                p.add(ConfigError::new(
                     "BRANCH",
                     if checkout.detached {
                         "BRANCH is required: HEAD is detached (a tag or custom pipeline, or a CI checkout of a commit) and BITBUCKET_BRANCH is empty; set BRANCH to the branch to push to, e.g. BRANCH=main (Jenkins: BRANCH=${GIT_BRANCH#origin/})"
@@ -285,20 +274,8 @@ impl Config {
                 ));
                 None
             }
-            Some(b) => match validate_ref_name(&b, "heads") {
-                Ok(()) => Some(b),
-                Err(why) => {
-                    err(ConfigError::new(
-                        "BRANCH",
-                        format!(
-                            "'{b}' is not a valid branch name ({why}); use a name like main or release/1.2"
-                        ),
-                    ));
-                    None
-                }
-            },
+            Some(b) => branch_name(&b, "BRANCH", "use a name like main or release/1.2", p),
         };
-
         let origin = checkout.origin_url.as_deref().and_then(parse_origin);
         let explicit_repository = raw
             .repository
@@ -310,34 +287,72 @@ impl Config {
         if let Some(r) = &repository
             && !is_repo_full_name(r)
         {
-            err(ConfigError::new(
+            p.add(ConfigError::new(
                 "REPOSITORY",
                 format!(
                     "'{r}' is not of the form workspace/repo_slug; set REPOSITORY=myworkspace/my-repo"
                 ),
             ));
         }
+        Destination {
+            branch,
+            origin,
+            explicit_repository,
+            repository,
+        }
+    }
+}
 
-        let tag = match &raw.tag {
-            Some(t) => match validate_ref_name(t, "tags") {
+/// A branch name variable, checked as git checks it.
+fn branch_name(name: &str, variable: &str, example: &str, p: &mut Problems) -> Option<String> {
+    match validate_ref_name(name, "heads") {
+        Ok(()) => Some(name.to_owned()),
+        Err(why) => {
+            p.add(ConfigError::new(
+                variable,
+                format!("'{name}' is not a valid branch name ({why}); {example}"),
+            ));
+            None
+        }
+    }
+}
+
+/// How the run behaves: TAG, RETRIES, NETWORK_TIMEOUT, the yes/no switches,
+/// ON_RESTRICTED and what it needs (MERGE_STRATEGY, PR_BRANCH).
+struct Behaviour {
+    tag: Option<String>,
+    retries: u32,
+    network_timeout: Duration,
+    include_ignored: bool,
+    dry_run: bool,
+    loop_guard: bool,
+    code_insights: bool,
+    on_restricted: OnRestricted,
+    merge_strategy: String,
+    pr_branch: Option<String>,
+}
+
+impl Behaviour {
+    fn parse(raw: &RawVars, p: &mut Problems) -> Behaviour {
+        let tag = raw
+            .tag
+            .as_ref()
+            .and_then(|t| match validate_ref_name(t, "tags") {
                 Ok(()) => Some(t.clone()),
                 Err(why) => {
-                    err(ConfigError::new(
+                    p.add(ConfigError::new(
                         "TAG",
                         format!("'{t}' is not a valid tag name ({why}); use a name like v1.2.3"),
                     ));
                     None
                 }
-            },
-            None => None,
-        };
-
+            });
         let retries = match raw.retries.as_deref() {
             None => DEFAULT_RETRIES,
             Some(s) => match s.trim().parse::<u32>() {
                 Ok(n) if n <= MAX_RETRIES => n,
                 _ => {
-                    err(ConfigError::new(
+                    p.add(ConfigError::new(
                         "RETRIES",
                         format!(
                             "'{s}' is not a whole number from 0 to {MAX_RETRIES}; e.g. RETRIES=3"
@@ -347,13 +362,12 @@ impl Config {
                 }
             },
         };
-
         let network_timeout = match raw.network_timeout.as_deref() {
             None => Duration::from_secs(DEFAULT_NETWORK_TIMEOUT_SECS),
             Some(s) => match s.trim().parse::<u64>() {
                 Ok(n) if (1..=3600).contains(&n) => Duration::from_secs(n),
                 _ => {
-                    err(ConfigError::new(
+                    p.add(ConfigError::new(
                         "NETWORK_TIMEOUT",
                         format!(
                             "'{s}' is not a number of seconds from 1 to 3600; e.g. NETWORK_TIMEOUT=60"
@@ -363,20 +377,13 @@ impl Config {
                 }
             },
         };
-
-        let mut flag = |value: Option<&str>, name: &str, default: bool| {
-            parse_bool(value, name, default).unwrap_or_else(|e| {
-                err(e);
-                default
-            })
-        };
-        let include_ignored = flag(raw.include_ignored.as_deref(), "INCLUDE_IGNORED", false);
-        let dry_run = flag(raw.dry_run.as_deref(), "DRY_RUN", false);
-        let loop_guard = flag(raw.loop_guard.as_deref(), "LOOP_GUARD", true);
-        let _ = flag(raw.debug.as_deref(), "DEBUG", false);
-        let _ = flag(raw.progress.as_deref(), "PROGRESS", true);
-        let code_insights = flag(raw.code_insights.as_deref(), "CODE_INSIGHTS", true);
-
+        let include_ignored = p.flag(raw.include_ignored.as_deref(), "INCLUDE_IGNORED", false);
+        let dry_run = p.flag(raw.dry_run.as_deref(), "DRY_RUN", false);
+        let loop_guard = p.flag(raw.loop_guard.as_deref(), "LOOP_GUARD", true);
+        // Read before validation for the log (log_settings); checked here.
+        p.flag(raw.debug.as_deref(), "DEBUG", false);
+        p.flag(raw.progress.as_deref(), "PROGRESS", true);
+        let code_insights = p.flag(raw.code_insights.as_deref(), "CODE_INSIGHTS", true);
         let on_restricted = match raw
             .on_restricted
             .as_deref()
@@ -387,7 +394,7 @@ impl Config {
             Some(v) if v == "pull-request" || v == "pull_request" => OnRestricted::PullRequest,
             Some(v) if v == "merge" => OnRestricted::Merge,
             Some(v) => {
-                err(ConfigError::new(
+                p.add(ConfigError::new(
                     "ON_RESTRICTED",
                     format!(
                         "'{v}' is not supported; use ON_RESTRICTED=fail, ON_RESTRICTED=pull-request or ON_RESTRICTED=merge"
@@ -404,7 +411,7 @@ impl Config {
             None => MERGE_STRATEGIES[0].to_owned(),
             Some(v) if MERGE_STRATEGIES.contains(&v.as_str()) => v,
             Some(v) => {
-                err(ConfigError::new(
+                p.add(ConfigError::new(
                     "MERGE_STRATEGY",
                     format!(
                         "'{v}' is not a Bitbucket merge strategy; use one of {} (fast_forward lands the artifact commit itself, with its signature)",
@@ -414,94 +421,173 @@ impl Config {
                 MERGE_STRATEGIES[0].to_owned()
             }
         };
-        let pr_branch = match &raw.pr_branch {
-            Some(b) => match validate_ref_name(b, "heads") {
-                Ok(()) => Some(b.clone()),
-                Err(why) => {
-                    err(ConfigError::new(
-                        "PR_BRANCH",
-                        format!(
-                            "'{b}' is not a valid branch name ({why}); e.g. PR_BRANCH=commit-back/ids"
-                        ),
-                    ));
-                    None
-                }
+        let pr_branch = raw
+            .pr_branch
+            .as_ref()
+            .and_then(|b| branch_name(b, "PR_BRANCH", "e.g. PR_BRANCH=commit-back/ids", p));
+        Behaviour {
+            tag,
+            retries,
+            network_timeout,
+            include_ignored,
+            dry_run,
+            loop_guard,
+            code_insights,
+            on_restricted,
+            merge_strategy,
+            pr_branch,
+        }
+    }
+
+    /// The configuration's behaviour and the build's facts; the rest is
+    /// filled in by [`Config::from_vars`].
+    fn into_config(self, raw: &RawVars) -> Config {
+        Config {
+            files: Vec::new(),
+            message: String::new(),
+            branch: String::new(),
+            repository: None,
+            remote: Remote {
+                url: String::new(),
+                transport: Transport::Http,
             },
-            None => None,
-        };
-        let author_name = raw
+            api_url: String::new(),
+            author_name: String::new(),
+            author_email: String::new(),
+            retries: self.retries,
+            include_ignored: self.include_ignored,
+            tag: self.tag,
+            mode: if self.dry_run {
+                RunMode::DryRun
+            } else {
+                RunMode::Push
+            },
+            loop_guard: self.loop_guard,
+            credential: Credential::Pipeline,
+            known_hosts: Vec::new(),
+            auth_proxy: String::new(),
+            build_commit: raw.bitbucket_commit.clone(),
+            build_number: raw.bitbucket_build_number.clone(),
+            network_timeout: self.network_timeout,
+            on_restricted: self.on_restricted,
+            pr_branch: self.pr_branch,
+            merge_strategy: self.merge_strategy,
+            code_insights: self.code_insights,
+            in_pipelines: raw.ci.is_some() && raw.bitbucket_pipeline_uuid.is_some(),
+            pipelines_detected: pipelines_detected(raw),
+            notices: Vec::new(),
+            target: Target::default(),
+            build_repository: raw.bitbucket_repo_full_name.clone(),
+            signing: None,
+        }
+    }
+}
+
+/// Who the commit says wrote it: AUTHOR_NAME, AUTHOR_EMAIL.
+struct Author {
+    name: String,
+    email: String,
+}
+
+impl Author {
+    fn parse(raw: &RawVars, p: &mut Problems) -> Author {
+        let name = raw
             .author_name
             .clone()
             .unwrap_or_else(|| DEFAULT_AUTHOR_NAME.to_owned());
-        let author_email = raw
+        let email = raw
             .author_email
             .clone()
             .unwrap_or_else(|| DEFAULT_AUTHOR_EMAIL.to_owned());
-        if author_name.contains(['<', '>', '\n']) {
-            err(ConfigError::new(
+        if name.contains(['<', '>', '\n']) {
+            p.add(ConfigError::new(
                 "AUTHOR_NAME",
                 "must not contain '<', '>' or a line break; e.g. AUTHOR_NAME='Release Bot'",
             ));
         }
-        if !is_plausible_email(&author_email) {
-            err(ConfigError::new(
+        if !is_plausible_email(&email) {
+            p.add(ConfigError::new(
                 "AUTHOR_EMAIL",
-                format!(
-                    "'{author_email}' is not an e-mail address; e.g. AUTHOR_EMAIL=bot@example.com"
-                ),
+                format!("'{email}' is not an e-mail address; e.g. AUTHOR_EMAIL=bot@example.com"),
             ));
         }
+        Author { name, email }
+    }
+}
 
-        let api_url = raw
-            .api_url
-            .clone()
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-            err(ConfigError::new(
-                "API_URL",
-                format!(
-                    "'{api_url}' is not an http(s) URL; e.g. API_URL=https://api.bitbucket.org/2.0"
-                ),
+fn parse_api_url(raw: &RawVars, p: &mut Problems) -> String {
+    let api_url = raw
+        .api_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        p.add(ConfigError::new(
+            "API_URL",
+            format!(
+                "'{api_url}' is not an http(s) URL; e.g. API_URL=https://api.bitbucket.org/2.0"
+            ),
+        ));
+    }
+    api_url
+}
+
+/// The credential that pushes, and the key that signs (SIGN may name the
+/// push's SSH key).
+fn parse_credential(raw: &RawVars, p: &mut Problems) -> (Credential, Option<Signing>) {
+    let resolved = credentials::resolve(raw);
+    let signing = p.or_all(signing::parse(raw, resolved.as_ref().ok()), None);
+    let credential = match resolved {
+        Ok(Credential::Pipeline) if !pipelines_detected(raw) => {
+            p.add(ConfigError::new(
+                "BITBUCKET_ACCESS_TOKEN",
+                "no credential given, and this is not Bitbucket Pipelines (no auth proxy to push through); set BITBUCKET_ACCESS_TOKEN, or ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN, or SSH_KEY",
             ));
+            Credential::Pipeline
         }
+        Ok(c) => c,
+        Err(e) => p.or_all(Err(e), Credential::Pipeline),
+    };
+    (credential, signing)
+}
 
-        let resolved = credentials::resolve(raw);
-        let signing = signing::parse(raw, resolved.as_ref().ok()).unwrap_or_else(|e| {
-            e.into_iter().for_each(&mut err);
-            None
-        });
-        let credential = match resolved {
-            Ok(Credential::Pipeline) if !pipelines_detected(raw) => {
-                err(ConfigError::new(
-                    "BITBUCKET_ACCESS_TOKEN",
-                    "no credential given, and this is not Bitbucket Pipelines (no auth proxy to push through); set BITBUCKET_ACCESS_TOKEN, or ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN, or SSH_KEY",
-                ));
-                Credential::Pipeline
-            }
-            Ok(c) => c,
-            Err(e) => {
-                e.into_iter().for_each(&mut err);
-                Credential::Pipeline
-            }
-        };
+/// The way there: the remote URL (REMOTE_URL, or derived), which
+/// repository and branch that is relative to this clone, and what the API
+/// is asked about.
+struct Route {
+    remote: Remote,
+    target: Target,
+    repository: Option<String>,
+    notices: Vec<String>,
+    /// FILES would copy this whole repository into another: reported only
+    /// when the other repository is named validly.
+    copy_everything: Option<ConfigError>,
+}
 
+impl Route {
+    fn parse(
+        raw: &RawVars,
+        checkout: &Checkout,
+        destination: &Destination,
+        credential: &Credential,
+        files: &[String],
+        p: &mut Problems,
+    ) -> Route {
+        let origin = destination.origin.as_ref();
         let remote = derive_remote(
             raw,
-            repository.as_deref(),
-            &credential,
-            origin
-                .as_ref()
-                .filter(|o| explicit_repository.is_none() && !o.is_bitbucket_cloud()),
-        )
-        .unwrap_or_else(|e| {
-            err(e);
+            destination.repository.as_deref(),
+            credential,
+            origin.filter(|o| destination.explicit_repository.is_none() && !o.is_bitbucket_cloud()),
+        );
+        let remote = p.or(
+            remote,
             Remote {
                 url: String::new(),
                 transport: Transport::Http,
-            }
-        });
-
-        let target = branch
+            },
+        );
+        let target = destination
+            .branch
             .as_deref()
             .map(|b| {
                 // In Pipelines the clone is BITBUCKET_REPO_FULL_NAME's.
@@ -527,7 +613,6 @@ impl Config {
             "FILES",
             "REMOTE_URL or REPOSITORY names another repository than this clone's: name the files to copy there, e.g. FILES='dist/api.json docs/generated/' (FILES=. would copy this whole repository's tree)",
         ));
-
         let mut notices = Vec::new();
         // Another repository named by REMOTE_URL alone: the API (rules,
         // pull requests) must ask about that one, not the build's.
@@ -536,9 +621,7 @@ impl Config {
                 // Only on Bitbucket Cloud or the build's own server: the API
                 // there knows that name.
                 let same_server = |o: &crate::checkout::Origin| {
-                    origin
-                        .as_ref()
-                        .is_some_and(|b| b.host.eq_ignore_ascii_case(&o.host))
+                    origin.is_some_and(|b| b.host.eq_ignore_ascii_case(&o.host))
                 };
                 let named = parse_origin(url)
                     .filter(|o| o.is_bitbucket_cloud() || same_server(o))
@@ -549,7 +632,7 @@ impl Config {
                 }
                 named
             }
-            _ => repository,
+            _ => destination.repository.clone(),
         };
         if let Some(given) = &raw.remote_url
             && let Some((user, _)) = given
@@ -565,72 +648,79 @@ impl Config {
                 "REMOTE_URL names a user before '@'; it was removed from the URL: the credential variables decide who pushes.".to_owned(),
             );
         }
-
-        let known_hosts = credentials::known_hosts_lines(raw).unwrap_or_else(|e| {
-            err(e);
-            Vec::new()
-        });
-
-        // From a pipe container the proxy is on the host (facts §3, §4).
-        let auth_proxy = raw.pipelines_auth_proxy.clone().unwrap_or_else(|| {
-            if raw.bitbucket_pipe_storage_dir.is_some() {
-                "http://host.docker.internal:29418"
-            } else {
-                "http://localhost:29418"
-            }
-            .to_owned()
-        });
-
-        // Only when the other repository is named validly.
-        if let Some(e) = copy_everything
-            && !errors
-                .iter()
-                .any(|e| e.variable == "REMOTE_URL" || e.variable == "REPOSITORY")
-        {
-            errors.push(e);
+        Route {
+            remote,
+            target,
+            repository,
+            notices,
+            copy_everything,
         }
-        let partial = PartialConfig {
-            repository: repository.clone(),
-            branch: branch.clone(),
-            remote: (!remote.url.is_empty()).then(|| remote.url.clone()),
-        };
-        if !errors.is_empty() {
-            return Err((errors, partial));
+    }
+}
+
+/// From a pipe container the Pipelines auth proxy is on the host (facts §3, §4).
+fn auth_proxy(raw: &RawVars) -> String {
+    raw.pipelines_auth_proxy.clone().unwrap_or_else(|| {
+        if raw.bitbucket_pipe_storage_dir.is_some() {
+            "http://host.docker.internal:29418"
+        } else {
+            "http://localhost:29418"
+        }
+        .to_owned()
+    })
+}
+
+impl Config {
+    /// Validates everything. `workdir` is the repository's working tree (None
+    /// when the current directory is not a repository: that is reported by the
+    /// caller, and FILES is then checked only syntactically). Each concern is
+    /// parsed on its own, in the order the problems are listed.
+    pub fn from_vars(
+        raw: &RawVars,
+        workdir: Option<&Path>,
+        checkout: &Checkout,
+    ) -> Result<Config, (Vec<ConfigError>, PartialConfig)> {
+        let mut problems = Problems::default();
+        let p = &mut problems;
+        let content = Content::parse(raw, workdir, p);
+        let destination = Destination::parse(raw, checkout, p);
+        let behaviour = Behaviour::parse(raw, p);
+        let author = Author::parse(raw, p);
+        let api_url = parse_api_url(raw, p);
+        let (credential, signing) = parse_credential(raw, p);
+        let route = Route::parse(raw, checkout, &destination, &credential, &content.files, p);
+        let known_hosts = p.or(credentials::known_hosts_lines(raw), Vec::new());
+        // Only when the other repository is named validly.
+        if let Some(e) = route.copy_everything.clone()
+            && !p.names("REMOTE_URL")
+            && !p.names("REPOSITORY")
+        {
+            p.add(e);
+        }
+        if !problems.0.is_empty() {
+            let partial = PartialConfig {
+                repository: route.repository,
+                branch: destination.branch,
+                remote: (!route.remote.url.is_empty()).then_some(route.remote.url),
+            };
+            return Err((problems.0, partial));
         }
         Ok(Config {
-            files,
-            message,
-            branch: branch.expect("branch validated"),
-            repository,
-            remote,
+            files: content.files,
+            message: content.message,
+            branch: destination.branch.expect("branch validated"),
+            repository: route.repository,
+            remote: route.remote,
             api_url,
-            author_name,
-            author_email,
-            retries,
-            include_ignored,
-            tag,
-            mode: if dry_run {
-                RunMode::DryRun
-            } else {
-                RunMode::Push
-            },
-            loop_guard,
+            author_name: author.name,
+            author_email: author.email,
             credential,
             known_hosts,
-            auth_proxy,
-            build_commit: raw.bitbucket_commit.clone(),
-            build_number: raw.bitbucket_build_number.clone(),
-            network_timeout,
-            on_restricted,
-            pr_branch,
-            merge_strategy,
-            code_insights,
-            in_pipelines: raw.ci.is_some() && raw.bitbucket_pipeline_uuid.is_some(),
-            pipelines_detected: pipelines_detected(raw),
-            notices,
-            target,
-            build_repository: raw.bitbucket_repo_full_name.clone(),
+            auth_proxy: auth_proxy(raw),
+            notices: route.notices,
+            target: route.target,
             signing,
+            ..behaviour.into_config(raw)
         })
     }
 
@@ -720,7 +810,7 @@ fn validate_ref_name(name: &str, kind: &str) -> Result<(), &'static str> {
     if name.starts_with("refs/") {
         return Err("give the short name, without refs/");
     }
-    if git2::Reference::is_valid_name(&format!("refs/{kind}/{name}")) {
+    if crate::git::is_valid_ref_name(&format!("refs/{kind}/{name}")) {
         Ok(())
     } else {
         Err("git does not accept it as a ref name")

@@ -3,7 +3,7 @@
 //! unusable key is a configuration error (exit 2) before anything is written.
 
 use super::{ConfigError, RawVars, parse_bool};
-use crate::credentials::{Credential, SshKeySource, key_text};
+use crate::config::credentials::{Credential, SshKeySource, key_text};
 use crate::secret::Secret;
 use crate::signing::{KeyProblem, Signer};
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! this repository, enable two-step authentication."), a 401 loops on the
 //! credentials callback, and plain http:// (the Pipelines origin) is never
 //! proxied. This subtransport keeps status and body of every refused request
-//! (see [`take_failure`]), honours `HTTP(S)_PROXY`/`NO_PROXY` and the Pipelines
+//! (see [`take_failure`], per [`Operation`]), honours `HTTP(S)_PROXY`/`NO_PROXY` and the Pipelines
 //! auth proxy, and sends auth itself, once.
 //!
 //! The request is sent on the first *read*: libgit2 writes a push request in
@@ -58,7 +58,8 @@ struct Context {
     /// another origin than the push's (an LFS server's upload address).
     direct: reqwest::blocking::Client,
     settings: HttpSettings,
-    last_failure: Mutex<Option<HttpFailure>>,
+    /// What refused requests left, by the operation they belonged to.
+    failures: Mutex<Vec<(Operation, HttpFailure)>>,
     /// (base URL given, base URL it redirected to).
     moved: Mutex<Option<(String, String)>>,
 }
@@ -91,7 +92,7 @@ pub fn install(settings: HttpSettings) -> anyhow::Result<()> {
         client,
         direct,
         settings,
-        last_failure: Mutex::new(None),
+        failures: Mutex::new(Vec::new()),
         moved: Mutex::new(None),
     }));
     let mut result = Ok(());
@@ -140,13 +141,40 @@ pub fn take_moved() -> Option<(String, String)> {
     ctx.moved.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
-/// The failure recorded by the last refused request, cleared on read.
-pub fn take_failure() -> Option<HttpFailure> {
+/// One remote operation (a push, a fetch, an access check): the requests
+/// made while it runs belong to it, and so do their failures.
+///
+/// Why a global at all: git2 registers a transport as a plain factory
+/// function, without data of the caller's, so libgit2's requests cannot be
+/// handed the operation they serve. The operation current when a request's
+/// stream is opened is its owner ([`begin`]; git operations run on one
+/// thread, one at a time), and [`take_failure`] gives an operation only its
+/// own requests' failures: two operations never read each other's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation(u64);
+
+static CURRENT_OPERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Starts an operation: the HTTP requests opened from now on are its own.
+pub fn begin() -> Operation {
+    Operation(CURRENT_OPERATION.fetch_add(1, Ordering::SeqCst) + 1)
+}
+
+fn current_operation() -> Operation {
+    Operation(CURRENT_OPERATION.load(Ordering::SeqCst))
+}
+
+/// The failure the last refused request of `operation` recorded (None if
+/// none did), cleared on read together with any older ones.
+pub fn take_failure(operation: Operation) -> Option<HttpFailure> {
     let ctx = CONTEXT.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
-    ctx.last_failure
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
+    let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+    let mine = failures
+        .iter()
+        .rposition(|(op, _)| *op == operation)
+        .map(|i| failures.remove(i).1);
+    failures.retain(|(op, _)| op.0 > operation.0);
+    mine
 }
 
 /// A plain HTTP request outside git's protocol (the Git LFS API and
@@ -361,12 +389,14 @@ impl SmartSubtransport for Subtransport {
         }
         Ok(Box::new(Stream {
             ctx: self.ctx.clone(),
+            operation: current_operation(),
             base,
             service: action,
             pending: Vec::new(),
             upload: None,
             answer: None,
             stalled: None,
+            opened: false,
             body: Vec::new(),
             body_pos: 0,
             finished: false,
@@ -396,6 +426,9 @@ pub(crate) fn strip_userinfo(url: &str) -> String {
 
 struct Stream {
     ctx: Arc<Context>,
+    /// The operation this request belongs to: its failures are recorded
+    /// for it alone.
+    operation: Operation,
     base: String,
     service: Service,
     /// Written bytes not yet handed to the upload.
@@ -407,6 +440,8 @@ struct Stream {
     answer: Option<Receiver<Msg>>,
     /// Set when the server stopped reading the upload: the stream is dead.
     stalled: Option<String>,
+    /// The POST was opened (a stream makes one request at most).
+    opened: bool,
     /// Received body bytes not yet read by libgit2.
     body: Vec<u8>,
     body_pos: usize,
@@ -698,6 +733,7 @@ impl Stream {
         if self.service == Service::ReceivePack && self.ctx.settings.atomic {
             add_capability(&mut self.pending, "atomic");
         }
+        self.opened = true;
         let (tx, rx) = bounded::<Vec<u8>>(CHUNKS_IN_FLIGHT);
         let (url, ..) = self.endpoint();
         let req = self
@@ -890,12 +926,11 @@ impl Stream {
                 )));
             }
             // Whatever an earlier hop recorded does not explain later errors.
-            let _ = self
-                .ctx
-                .last_failure
+            self.ctx
+                .failures
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .take();
+                .retain(|(op, _)| *op != self.operation);
             if hops > 0 {
                 // Recorded once the new home answered as a git repository.
                 let mut moved = self.ctx.moved.lock().unwrap_or_else(|e| e.into_inner());
@@ -987,11 +1022,11 @@ impl Stream {
     }
 
     fn record(&self, failure: HttpFailure) {
-        *self
-            .ctx
-            .last_failure
+        self.ctx
+            .failures
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(failure);
+            .unwrap_or_else(|e| e.into_inner())
+            .push((self.operation, failure));
     }
 }
 
@@ -1033,6 +1068,11 @@ impl Write for Stream {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.stalled.is_some() {
             return Err(self.stall_error());
+        }
+        // One request per stream: once its upload ended (refused, lost,
+        // finished), nothing written later may open another one.
+        if self.opened && self.upload.is_none() {
+            return Err(io::Error::other("the upload already ended"));
         }
         self.pending.extend_from_slice(data);
         // The first command line must be whole before the upload starts: the

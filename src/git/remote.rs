@@ -10,10 +10,11 @@ use super::Repo;
 use super::http;
 use super::sendpack;
 use super::ssh::{KnownHosts, host_and_port};
-use crate::classify::{Evidence, GitErrorInfo};
-use crate::config::Transport;
+use crate::explain::{ErrorClass, ErrorCode, Evidence, GitErrorInfo};
 use crate::progress::{self, Unit};
 use crate::secret::Secret;
+use crate::terms::Transport;
+use crate::text::split_lines;
 use git2::{
     CertificateCheckStatus, Cred, Direction, FetchOptions, Oid, PushOptions, RemoteCallbacks,
 };
@@ -85,7 +86,9 @@ impl Endpoint {
         // libgit2's pack builder holds every object whole, twice: large
         // files go in a pack written and streamed by git/sendpack.rs.
         if self.transport == Transport::Http && sendpack::carries_large_blob(repo.raw(), updates) {
-            return sendpack::push(self, repo, updates);
+            let operation = http::begin();
+            let (result, session) = sendpack::push(&self.url, repo.raw(), updates);
+            return self.conclude(updates, result, session, operation);
         }
         let refspecs: Vec<String> = updates
             .iter()
@@ -96,8 +99,8 @@ impl Endpoint {
                 (false, false) => format!("{oid}:{name}"),
             })
             .collect();
-        // A failure left by an earlier request must not explain this one.
-        let _ = http::take_failure();
+        // This push's requests, whose failures explain it.
+        let operation = http::begin();
         let sideband = RefCell::new(String::new());
         let statuses: RefCell<Vec<(String, Option<String>)>> = RefCell::new(Vec::new());
         let olds: RefCell<Vec<(String, Oid)>> = RefCell::new(Vec::new());
@@ -162,7 +165,7 @@ impl Endpoint {
             bytes,
             streamed: false,
         };
-        self.conclude(updates, result, session)
+        self.conclude(updates, result, session, operation)
     }
 
     /// Every ref's fate and the push's outcome, from what the push learnt.
@@ -171,6 +174,7 @@ impl Endpoint {
         updates: &[(Oid, String, bool)],
         result: Result<(), git2::Error>,
         session: sendpack::Session,
+        operation: http::Operation,
     ) -> Pushed {
         let sendpack::Session {
             olds,
@@ -215,7 +219,7 @@ impl Endpoint {
             // libgit2 reported success without a status for the ref (a
             // server without report-status): taken as accepted, as git does.
             (Ok(()), None) => PushOutcome::Accepted(Transcript { remote_lines }),
-            (Err(e), _) => PushOutcome::Refused(self.evidence(e, remote_lines)),
+            (Err(e), _) => PushOutcome::Refused(self.evidence(e, remote_lines, operation)),
         };
         Pushed {
             outcome,
@@ -249,7 +253,7 @@ impl Endpoint {
     /// again (no ref of the clone is touched); None when it does not exist.
     #[allow(clippy::result_large_err)]
     fn fetch_ref(&self, repo: &Repo, name: &str) -> Result<Option<Oid>, Evidence> {
-        let _ = http::take_failure();
+        let operation = http::begin();
         let raw = repo.raw();
         if let Ok(mut r) = raw.find_reference(UPSTREAM_REF) {
             let _ = r.delete();
@@ -265,7 +269,7 @@ impl Endpoint {
                 .and_then(|mut remote| remote.fetch(&[spec.as_str()], Some(&mut opts), None))
         };
         if let Err(e) = result {
-            return Err(self.evidence(e, Vec::new()));
+            return Err(self.evidence(e, Vec::new(), operation));
         }
         Ok(match raw.find_reference(UPSTREAM_REF) {
             Ok(mut r) => {
@@ -281,19 +285,19 @@ impl Endpoint {
     /// is where Bitbucket refuses credentials, 2SV, IP allowlists and scopes.
     #[allow(clippy::result_large_err)]
     pub fn check_push_access(&self, repo: &Repo, branch: &str) -> Result<BranchTip, Evidence> {
-        let _ = http::take_failure();
+        let operation = http::begin();
         let auth_attempts = Cell::new(0u32);
         let mut remote = repo
             .raw()
             .remote_anonymous(&self.url)
-            .map_err(|e| self.evidence(e, Vec::new()))?;
+            .map_err(|e| self.evidence(e, Vec::new(), operation))?;
         let connection =
             remote.connect_auth(Direction::Push, Some(self.callbacks(&auth_attempts)), None);
-        let connection = connection.map_err(|e| self.evidence(e, Vec::new()))?;
+        let connection = connection.map_err(|e| self.evidence(e, Vec::new(), operation))?;
         let wanted = format!("refs/heads/{branch}");
         let heads = connection
             .list()
-            .map_err(|e| self.evidence(e, Vec::new()))?;
+            .map_err(|e| self.evidence(e, Vec::new(), operation))?;
         Ok(heads
             .iter()
             .find(|h| h.name() == wanted)
@@ -354,7 +358,12 @@ impl Endpoint {
         cb
     }
 
-    fn evidence(&self, e: git2::Error, mut remote_lines: Vec<String>) -> Evidence {
+    fn evidence(
+        &self,
+        e: git2::Error,
+        mut remote_lines: Vec<String>,
+        operation: http::Operation,
+    ) -> Evidence {
         let message = self
             .host_key_problem
             .borrow_mut()
@@ -362,14 +371,14 @@ impl Endpoint {
             .unwrap_or_else(|| crate::text::untrusted(e.message()));
         let mut evidence = Evidence {
             git_error: Some(GitErrorInfo {
-                class: format!("{:?}", e.class()),
-                code: format!("{:?}", e.code()),
+                class: error_class(e.class()),
+                code: error_code(e.code()),
                 message,
             }),
             ..Default::default()
         };
         if self.transport == Transport::Http {
-            if let Some(f) = http::take_failure() {
+            if let Some(f) = http::take_failure(operation) {
                 evidence.http_status = f.status;
                 remote_lines.extend(f.body_lines);
                 if let Some(err) = f.error
@@ -389,23 +398,37 @@ impl Endpoint {
     }
 }
 
-/// Sideband text arrives in chunks, mixed with `\r` progress and padded with
-/// spaces (facts §1.0): split, trim, drop empties and repeats.
-pub fn split_lines(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in text.split(['\n', '\r']) {
-        let line = crate::text::untrusted(line.trim());
-        let line = line.trim();
-        if !line.is_empty() && out.last().map(String::as_str) != Some(line) {
-            out.push(line.to_owned());
-        }
+/// git2's error class as the classifier knows it.
+fn error_class(class: git2::ErrorClass) -> ErrorClass {
+    use git2::ErrorClass as G;
+    match class {
+        G::Net => ErrorClass::Net,
+        G::Os => ErrorClass::Os,
+        G::Http => ErrorClass::Http,
+        G::Ssh => ErrorClass::Ssh,
+        G::Reference => ErrorClass::Reference,
+        G::Odb => ErrorClass::Odb,
+        G::Tag => ErrorClass::Tag,
+        _ => ErrorClass::Other,
     }
-    out
+}
+
+/// git2's error code as the classifier knows it.
+fn error_code(code: git2::ErrorCode) -> ErrorCode {
+    use git2::ErrorCode as G;
+    match code {
+        G::NotFastForward => ErrorCode::NotFastForward,
+        G::Auth => ErrorCode::Auth,
+        G::Certificate => ErrorCode::Certificate,
+        G::Eof => ErrorCode::Eof,
+        G::GenericError => ErrorCode::Generic,
+        _ => ErrorCode::Other,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_lines;
+    use crate::text::split_lines;
 
     #[test]
     fn sideband_is_split_and_trimmed() {

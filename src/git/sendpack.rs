@@ -22,9 +22,7 @@
 
 mod pack;
 
-use super::Repo;
 use super::http;
-use super::remote::{Endpoint, Pushed};
 use crate::progress::{self, Unit};
 use git2::transport::Service;
 use git2::{ErrorClass, ErrorCode, Oid, Repository};
@@ -68,25 +66,44 @@ pub fn carries_large_blob(repo: &Repository, updates: &[(Oid, String, bool)]) ->
             continue;
         };
         let parent = commit.parent(0).ok().and_then(|p| p.tree().ok());
-        let Ok(diff) = repo.diff_tree_to_tree(parent.as_ref(), Some(&tree), None) else {
-            continue;
-        };
-        let large = diff.deltas().any(|d| {
-            let file = d.new_file();
-            !file.id().is_zero()
-                && matches!(
-                    file.mode(),
-                    git2::FileMode::Blob | git2::FileMode::BlobExecutable
-                )
-                && odb
-                    .read_header(file.id())
-                    .is_ok_and(|(size, _)| size as u64 >= STREAM_FROM)
-        });
-        if large {
+        if adds_large_blob(repo, &odb, &tree, parent.as_ref()) {
             return true;
         }
     }
     false
+}
+
+/// Whether `tree` holds a blob of [`STREAM_FROM`] bytes or more that `base`
+/// does not hold at the same path. Walks only subtrees that differ, asks
+/// only a blob's header, keeps nothing per entry (a push of 100,000 new
+/// files must not cost memory to decide this).
+fn adds_large_blob(
+    repo: &Repository,
+    odb: &git2::Odb<'_>,
+    tree: &git2::Tree<'_>,
+    base: Option<&git2::Tree<'_>>,
+) -> bool {
+    tree.iter().any(|entry| {
+        let at_base = base.and_then(|b| b.get_name_bytes(entry.name_bytes()));
+        if at_base.as_ref().is_some_and(|b| b.id() == entry.id()) {
+            return false;
+        }
+        match entry.kind() {
+            Some(git2::ObjectType::Tree) => {
+                let Ok(sub) = repo.find_tree(entry.id()) else {
+                    return false;
+                };
+                let sub_base = at_base
+                    .filter(|b| b.kind() == Some(git2::ObjectType::Tree))
+                    .and_then(|b| repo.find_tree(b.id()).ok());
+                adds_large_blob(repo, odb, &sub, sub_base.as_ref())
+            }
+            Some(git2::ObjectType::Blob) => odb
+                .read_header(entry.id())
+                .is_ok_and(|(size, _)| size as u64 >= STREAM_FROM),
+            _ => false,
+        }
+    })
 }
 
 /// What the push learnt along the way, whatever became of it.
@@ -103,17 +120,22 @@ pub struct Session {
     pub streamed: bool,
 }
 
-/// Pushes `updates` as [`Endpoint::push`] does, with a pack written here.
-pub fn push(endpoint: &Endpoint, repo: &Repo, updates: &[(Oid, String, bool)]) -> Pushed {
-    let _ = http::take_failure();
+/// Pushes `updates` to `url` with a pack written here. What the push
+/// learnt comes back whatever became of it: the caller concludes as for
+/// libgit2's push (`Endpoint::conclude`).
+pub fn push(
+    url: &str,
+    repo: &Repository,
+    updates: &[(Oid, String, bool)],
+) -> (Result<(), git2::Error>, Session) {
     let uploading = progress::meter("Uploading", Unit::Bytes, 0);
     let mut session = Session {
         streamed: true,
         ..Default::default()
     };
-    let result = send(endpoint, repo.raw(), updates, &uploading, &mut session);
+    let result = send(url, repo, updates, &uploading, &mut session);
     uploading.finish(result.is_ok());
-    endpoint.conclude(updates, result, session)
+    (result, session)
 }
 
 fn net_error(text: impl std::fmt::Display) -> git2::Error {
@@ -122,13 +144,13 @@ fn net_error(text: impl std::fmt::Display) -> git2::Error {
 }
 
 fn send(
-    endpoint: &Endpoint,
+    url: &str,
     repo: &Repository,
     updates: &[(Oid, String, bool)],
     uploading: &progress::Meter,
     session: &mut Session,
 ) -> Result<(), git2::Error> {
-    let mut listing = http::open(&endpoint.url, Service::ReceivePackLs).map_err(net_error)?;
+    let mut listing = http::open(url, Service::ReceivePackLs).map_err(net_error)?;
     let mut advertisement = Vec::new();
     listing.read_to_end(&mut advertisement).map_err(net_error)?;
     drop(listing);
@@ -158,20 +180,34 @@ fn send(
         .into_iter()
         .filter(|c| wants(c))
         .collect();
-    let mut request = http::open(&endpoint.url, Service::ReceivePack).map_err(net_error)?;
+    let mut request = http::open(url, Service::ReceivePack).map_err(net_error)?;
     let mut counted = Counted {
         inner: &mut request,
         bytes: 0,
         meter: uploading,
+        failed: false,
     };
-    counted
+    let sent = counted
         .write_all(&command_lines(&commands, &caps))
-        .map_err(net_error)?;
-    if !news.is_empty() {
-        session.objects = objects.len() as u64;
-        pack::write(repo, &objects, &mut counted).map_err(net_error)?;
-    }
+        .map_err(pack::Failure::Sending)
+        .and_then(|()| match news.is_empty() {
+            true => Ok(()),
+            false => pack::write(repo, &objects, &mut counted),
+        });
     session.bytes = counted.bytes;
+    match sent {
+        Ok(()) if !news.is_empty() => session.objects = objects.len() as u64,
+        Ok(()) => {}
+        // The object database, not the network: what libgit2 would call it.
+        Err(pack::Failure::Reading(e)) => {
+            return Err(git2::Error::new(
+                ErrorCode::GenericError,
+                ErrorClass::Odb,
+                format!("reading the objects to push: {e}"),
+            ));
+        }
+        Err(pack::Failure::Sending(e)) => return Err(net_error(e)),
+    }
     let mut answer = Vec::new();
     request.read_to_end(&mut answer).map_err(net_error)?;
     let (report, sideband, fatal) = if wants("side-band-64k") {
@@ -181,8 +217,11 @@ fn send(
     };
     session.sideband = sideband;
     if let Some(text) = fatal {
-        session.sideband.push_str(&text);
-        return Err(net_error(text.trim()));
+        // libgit2's words for a side-band error (smart_protocol.c).
+        return Err(net_error(format!(
+            "report-status: Error reported: {}",
+            crate::text::untrusted(text.trim())
+        )));
     }
     if !wants("report-status") {
         return Ok(());
@@ -216,15 +255,21 @@ fn check_fast_forward(repo: &Repository, c: &Command) -> Result<(), git2::Error>
     }
 }
 
+/// Counts what the request takes; once it failed, it takes nothing more
+/// (a dropped encoder's last bytes must not reach a stream that ended).
 struct Counted<'a, W: Write> {
     inner: &'a mut W,
     bytes: u64,
     meter: &'a progress::Meter,
+    failed: bool,
 }
 
 impl<W: Write> Write for Counted<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        if self.failed {
+            return Err(std::io::Error::other("the upload already failed"));
+        }
+        let n = self.inner.write(buf).inspect_err(|_| self.failed = true)?;
         self.bytes += n as u64;
         self.meter.set(self.bytes, 0);
         Ok(n)
@@ -289,6 +334,13 @@ fn parse_advertisement(data: &[u8]) -> Result<Advertisement, String> {
     let mut advert = Advertisement::default();
     for (i, line) in lines.iter().enumerate() {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if let Some(message) = line.strip_prefix(b"ERR ") {
+            // libgit2's words (smart_protocol.c).
+            return Err(format!(
+                "remote error: {}",
+                crate::text::untrusted(&String::from_utf8_lossy(message))
+            ));
+        }
         let (refpart, caps) = match line.iter().position(|&b| b == 0) {
             Some(nul) => (&line[..nul], Some(&line[nul + 1..])),
             None => (line, None),

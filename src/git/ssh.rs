@@ -5,9 +5,15 @@
 //! against Bitbucket's published keys, the pipeline's known_hosts and
 //! KNOWN_HOSTS. Unknown or changed keys are refused: never trust on first use.
 
-use crate::credentials::BITBUCKET_HOST_KEYS;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+
+/// Bitbucket Cloud's published host keys (https://bitbucket.org/site/ssh).
+pub const BITBUCKET_HOST_KEYS: &[&str] = &[
+    "bitbucket.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIazEu89wgQZ4bqs3d63QSMzYVa0MuJ2e2gKTKqu+UUO",
+    "bitbucket.org ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPIQmuzMBuKdWeF4+a2sjSSpBK0iqitSQ+5BM9KhpexuGt20JpTVM7u5BDZngncgrqDMbWdxMWWOGtZ9UgbqgZE=",
+    "bitbucket.org ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDQeJzhupRu0u0cdegZIa8e86EG2qOCsIsD1Xw0xSeiPDlCr7kq97NLmMbpKTX6Esc30NuoqEEHCuc7yWtwp8dI76EEEB1VqY9QJq6vk+aySyboD5QF61I/1WeTwu+deCbgKMGbUijeXhtfbxSxm6JwGrXrhBdofTsbKRUsrN1WoNgUa8uqN1Vx6WAJw1JHPhglEGGHea6QICwJOAr/6mrui/oB7pkaWKHj3z7d1IC4KWLtY47elvjbaTlkN04Kc/5LFEirorGYVbt15kAUlqGM65pk6ZBxtaO3+30LVlORZkxOh+LKL/BvbZ/iRNhItLqNyieoQj/uh/7Iv4uyH/cV/0b4WDSd3DptigWq84lJubb9t/DnZlrJazxyDCulTmKdOR7vs9gMTo+uoIrPSb8ScTtvw65+odKAlBj59dhnVp9zd7QUojOpXlL62Aw56U4oO+FALuevvMjiWeavKhJqlR7i5n9srYcrNV7ttmDw7kf/97P5zauIhxcjX+xHv4M=",
+];
 
 /// A parsed known_hosts file.
 #[derive(Debug, Default)]
@@ -271,7 +277,7 @@ pub fn lfs_authenticate(
     let _ = channel.stderr().take(64 * 1024).read_to_end(&mut stderr);
     let _ = channel.wait_close();
     let status = channel.exit_status().unwrap_or(-1);
-    let lines = crate::git::remote::split_lines(&String::from_utf8_lossy(&stderr));
+    let lines = crate::text::split_lines(&String::from_utf8_lossy(&stderr));
     if let Err(e) = read {
         return Err((
             format!("SSH: reading git-lfs-authenticate's answer: {e}"),

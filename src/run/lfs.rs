@@ -10,8 +10,8 @@
 
 use super::Pusher;
 use crate::checkout::Target;
-use crate::classify::{Evidence, GitErrorInfo};
 use crate::config::Transport;
+use crate::explain::{ErrorClass, ErrorCode, Evidence, GitErrorInfo};
 use crate::git::ArtifactCommit;
 use crate::git::lfs::transfer::{self, Access, LfsFailure, ObjectOutcome};
 use crate::git::lfs::{self, LfsObject, Store};
@@ -29,7 +29,7 @@ impl Pusher<'_> {
     pub(super) fn upload_lfs(
         &mut self,
         commit: &ArtifactCommit,
-        upstream: Option<git2::Oid>,
+        upstream: Option<crate::git::Oid>,
     ) -> Option<Evidence> {
         self.settle_lfs(commit, upstream, false)
     }
@@ -39,7 +39,7 @@ impl Pusher<'_> {
     pub(super) fn check_lfs(
         &mut self,
         commit: &ArtifactCommit,
-        upstream: Option<git2::Oid>,
+        upstream: Option<crate::git::Oid>,
     ) -> Option<Evidence> {
         self.settle_lfs(commit, upstream, true)
     }
@@ -47,11 +47,11 @@ impl Pusher<'_> {
     fn settle_lfs(
         &mut self,
         commit: &ArtifactCommit,
-        upstream: Option<git2::Oid>,
+        upstream: Option<crate::git::Oid>,
         dry_run: bool,
     ) -> Option<Evidence> {
         let raw = self.repo.raw();
-        let upstream: Vec<git2::Oid> = upstream.into_iter().collect();
+        let upstream: Vec<crate::git::Oid> = upstream.into_iter().collect();
         let objects = match lfs::objects_in(raw, commit.oid, &upstream) {
             Ok(o) => o,
             Err(e) => {
@@ -296,8 +296,8 @@ fn lfs_evidence(f: LfsFailure) -> Evidence {
         http_status: f.failure.status,
         remote_lines: f.failure.body_lines,
         git_error: f.failure.error.map(|error| GitErrorInfo {
-            class: "Net".into(),
-            code: "GenericError".into(),
+            class: ErrorClass::Net,
+            code: ErrorCode::Generic,
             message: format!("{}: {error}", f.during),
         }),
         lfs: Some(f.during),

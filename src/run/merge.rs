@@ -18,10 +18,10 @@
 use super::{Pusher, backoff, short};
 use crate::bitbucket::{BitbucketPullRequest, Client, MergeAnswer};
 use crate::checkout::Target;
-use crate::classify::{self, Evidence};
+use crate::explain::merge_refusal::{self, MergeRefusalKind, MergeSituation};
+use crate::explain::{Evidence, classify};
 use crate::git::remote::{BranchTip, PushOutcome};
 use crate::git::{ArtifactCommit, RebaseOutcome};
-use crate::merge_refusal::{self, MergeRefusalKind, MergeSituation};
 use crate::report;
 use std::time::Duration;
 
@@ -167,7 +167,7 @@ impl Pusher<'_> {
 
     /// Whether BRANCH's tip is no longer in the history of `current`, the
     /// pull request's commit (a fast-forward is then impossible).
-    fn branch_moved_past(&self, current: git2::Oid) -> bool {
+    fn branch_moved_past(&self, current: crate::git::Oid) -> bool {
         match self.endpoint().fetch_branch(self.repo, &self.config.branch) {
             Ok(BranchTip::At(tip)) => !self.repo.contains(current, tip).unwrap_or(true),
             _ => false,
@@ -180,8 +180,8 @@ impl Pusher<'_> {
         &self,
         pr: &report::PullRequest,
         commit: &ArtifactCommit,
-        current: git2::Oid,
-    ) -> Result<(git2::Oid, git2::Oid), Failure> {
+        current: crate::git::Oid,
+    ) -> Result<(crate::git::Oid, crate::git::Oid), Failure> {
         let (repo, config) = (self.repo, self.config);
         let branch = &config.branch;
         let local = |kind, summary: String, why: String| Failure::Local(kind, summary, why);
@@ -264,7 +264,7 @@ impl Pusher<'_> {
         &mut self,
         pr: &mut report::PullRequest,
         done: &BitbucketPullRequest,
-        current: git2::Oid,
+        current: crate::git::Oid,
     ) {
         pr.merged = true;
         pr.merge_commit = done.merge_commit.as_ref().map(|c| c.hash.clone());

@@ -3,9 +3,9 @@
 //! a push was refused belong to `classify`, the git mechanics to `git`, and
 //! what the run does about a refusal to [`refused`].
 
-use crate::classify::Evidence;
+use crate::config::credentials::Credential;
 use crate::config::{self, Config, ConfigError, RawVars, RunMode, Transport};
-use crate::credentials::Credential;
+use crate::explain::Evidence;
 use crate::git::remote::Endpoint;
 use crate::git::ssh::KnownHosts;
 use crate::git::{self, ArtifactCommit, CommitOutcome, CommitRequest, Repo, WriteMode};
@@ -244,7 +244,7 @@ struct Pusher<'a> {
     report: Report,
     request: CommitRequest<'a>,
     /// The tag object for the current commit (never a ref until it landed).
-    tag_oid: Option<git2::Oid>,
+    tag_oid: Option<crate::git::Oid>,
     /// Every artifact commit a push was attempted with (the original and
     /// each rebased copy): any of them may have landed unanswered.
     sent: Vec<ArtifactCommit>,
@@ -431,7 +431,7 @@ impl Pusher<'_> {
 
     /// The tag object for `target` (TAG set); the ref is written only
     /// once it landed.
-    fn make_tag(&mut self, target: git2::Oid) -> anyhow::Result<()> {
+    fn make_tag(&mut self, target: crate::git::Oid) -> anyhow::Result<()> {
         let Some(name) = &self.config.tag else {
             return Ok(());
         };
@@ -559,6 +559,6 @@ fn capitalise(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn short(oid: git2::Oid) -> String {
+fn short(oid: crate::git::Oid) -> String {
     oid.to_string()[..12].to_owned()
 }

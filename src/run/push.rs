@@ -38,13 +38,13 @@
 
 use super::{Pusher, short};
 use crate::checkout::Target;
-use crate::classify::{self, Evidence, TagConflict};
 use crate::config::Transport;
+use crate::explain::{ErrorClass, ErrorCode, Evidence, TagConflict, classify};
 use crate::git::ArtifactCommit;
+use crate::git::Oid;
 use crate::git::remote::{BranchTip, Endpoint, PushOutcome, RefUpdate};
 use crate::report::{self, BlockageKind, Status};
 use anyhow::{Context as _, bail};
-use git2::Oid;
 
 /// What the driver does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,9 +220,6 @@ enum RemoteTag {
 
 /// Times the server is asked where the branch is before the answer is left open.
 const ASKS: u32 = 3;
-
-/// Commits of the fetched history searched for this run's trailer line.
-pub(super) const TRAILER_SEARCH: usize = 500;
 
 /// What the driver carries between steps.
 struct Progress {
@@ -782,9 +779,9 @@ impl Pusher<'_> {
             .is_none_or(|t| self.repo.peel_to_commit(t) != Some(commit.oid))
         {
             self.make_tag(commit.oid).map_err(|e| Evidence {
-                git_error: Some(classify::GitErrorInfo {
-                    class: "Tag".into(),
-                    code: "Error".into(),
+                git_error: Some(crate::explain::GitErrorInfo {
+                    class: ErrorClass::Tag,
+                    code: ErrorCode::Generic,
                     message: format!("{e:#}"),
                 }),
                 ..Default::default()

@@ -5,10 +5,10 @@
 
 use super::{API_TIMEOUT_SECS, Pusher, short};
 use crate::bitbucket::Client;
-use crate::classify::{self, Evidence, Situation};
+use crate::config::credentials::Credential;
 use crate::config::{OnRestricted, RunMode};
-use crate::credentials::Credential;
 use crate::enrich::{self, ApiContext, Prediction};
+use crate::explain::{Evidence, Situation, classify};
 use crate::git::ArtifactCommit;
 use crate::git::remote::{BranchTip, Endpoint, PushOutcome};
 use crate::report::{self, BlockageKind, Status};
@@ -450,7 +450,7 @@ impl Pusher<'_> {
     fn debug_evidence(&self, evidence: &Evidence) {
         if let Some(g) = &evidence.git_error {
             self.log.debug(format!(
-                "git error: class={} code={} message={}",
+                "git error: class={:?} code={:?} message={}",
                 g.class, g.code, g.message
             ));
         }

@@ -6,9 +6,12 @@
 //! 502/504) is [`unanswered`]: the machine then asks before any verdict.
 
 use super::Pusher;
-use crate::classify::Evidence;
+use crate::explain::Evidence;
 use crate::git::ArtifactCommit;
 use crate::report::{self, BlockageKind};
+
+/// Commits of the fetched history searched for this run's trailer line.
+pub(super) const TRAILER_SEARCH: usize = 500;
 
 impl Pusher<'_> {
     /// Logs one attempt: accepted (None) or failed with this kind.
@@ -32,7 +35,7 @@ impl Pusher<'_> {
     /// The newest of this run's pushed commits that `tip` contains, or a
     /// commit there carrying this run's trailer line; an error when the
     /// history cannot be walked (the answer stays open).
-    pub(super) fn landed_in(&self, tip: git2::Oid) -> anyhow::Result<Option<ArtifactCommit>> {
+    pub(super) fn landed_in(&self, tip: crate::git::Oid) -> anyhow::Result<Option<ArtifactCommit>> {
         for c in self.sent.iter().rev() {
             if self.repo.contains(tip, c.oid)? {
                 return Ok(Some(c.clone()));
@@ -42,10 +45,7 @@ impl Pusher<'_> {
             return Ok(None);
         }
         let line = format!("{}: {}", crate::git::TRAILER, self.request.trailer_value);
-        let Some(oid) = self
-            .repo
-            .find_trailer(tip, &line, super::push::TRAILER_SEARCH)?
-        else {
+        let Some(oid) = self.repo.find_trailer(tip, &line, TRAILER_SEARCH)? else {
             return Ok(None);
         };
         let parent = self.repo.first_parent(oid);

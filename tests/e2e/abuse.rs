@@ -3,9 +3,10 @@
 //! a full disk. Each gets a clear error or works; nothing changed or lost.
 
 use crate::{Fixture, TOKEN, status};
-use commit_back::classify::{Evidence, GitErrorInfo, kind_of};
 use commit_back::config::{Config, RawVars};
-use commit_back::credentials::CredentialKind;
+use commit_back::explain::classify::kind_of;
+use commit_back::explain::{ErrorClass, ErrorCode, Evidence, GitErrorInfo};
+use commit_back::terms::CredentialKind;
 use proptest::prelude::*;
 use testkit::git;
 
@@ -70,7 +71,7 @@ proptest! {
             http_status: status,
             remote_lines: lines.clone(),
             ref_status,
-            git_error: message.map(|m| GitErrorInfo { class: "Net".into(), code: "GenericError".into(), message: m }),
+            git_error: message.map(|m| GitErrorInfo { class: ErrorClass::Net, code: ErrorCode::Generic, message: m }),
             conflicts: vec![],
             tag_conflict: None,
             lfs,
@@ -79,7 +80,7 @@ proptest! {
         let mut upper = e.clone();
         upper.remote_lines = lines.iter().map(|l| l.to_uppercase()).collect();
         prop_assert_eq!(kind_of(&upper, CredentialKind::ApiToken), kind);
-        let situation = commit_back::classify::Situation {
+        let situation = commit_back::explain::Situation {
             credential: CredentialKind::ApiToken,
             transport: commit_back::config::Transport::Http,
             branch: "main".into(),
@@ -89,7 +90,7 @@ proptest! {
             signed_with: None,
             committer_email: "bot@example.com".into(),
         };
-        let b = commit_back::classify::classify(&e, &situation);
+        let b = commit_back::explain::classify::classify(&e, &situation);
         prop_assert_eq!(b.remote_messages, lines);
         prop_assert!(!b.remedies.is_empty());
     }

@@ -104,18 +104,97 @@ fn every_documented_variable_is_read_by_the_config() {
 
 #[test]
 fn readme_examples_are_the_files_the_tests_run() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme
-        .split("## Use outside Bitbucket Pipelines")
-        .nth(1)
-        .expect("section");
+    let section =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/outside.md")).unwrap();
     for f in ["Jenkinsfile", "commit-back-docker.sh", "push-back.sh"] {
         let text = std::fs::read_to_string(format!("{}/examples/{f}", env!("CARGO_MANIFEST_DIR")))
             .unwrap();
         assert!(
             section.contains(&text),
             "README's copy of examples/{f} differs from the file"
+        );
+    }
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// to hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every relative link of the README and docs/ reaches a file, and a
+/// heading there when it names one: nothing moved out of the README is
+/// lost.
+#[test]
+fn relative_links_between_the_readme_and_docs_resolve() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            pages.push(p);
+        }
+    }
+    let headings = |path: &std::path::Path| -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut in_code = false;
+        text.lines()
+            .filter(|l| {
+                if l.starts_with("```") {
+                    in_code = !in_code;
+                }
+                !in_code && l.starts_with('#')
+            })
+            .map(|l| anchor(l.trim_start_matches('#')))
+            .collect()
+    };
+    let mut checked = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let link = &rest[..end];
+            if link.contains("://") || link.starts_with("mailto:") {
+                continue;
+            }
+            let (file, fragment) = link.split_once('#').unwrap_or((link, ""));
+            let target = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().unwrap().join(file)
+            };
+            assert!(target.exists(), "{}: {link} does not exist", page.display());
+            if !fragment.is_empty() && target.extension().is_some_and(|x| x == "md") {
+                assert!(
+                    headings(&target).iter().any(|h| h == fragment),
+                    "{}: no heading #{fragment} in {}",
+                    page.display(),
+                    target.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} links found");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.lines().count() < 450, "the README is a front page");
+    for moved in [
+        "report.md",
+        "refusals.md",
+        "behaviour.md",
+        "features.md",
+        "outside.md",
+    ] {
+        assert!(
+            readme.contains(&format!("(docs/{moved}")),
+            "the README links docs/{moved}"
         );
     }
 }

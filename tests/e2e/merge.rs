@@ -342,7 +342,7 @@ fn readme_merge_example_is_real() {
         shown.kind
     );
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/refusals.md")).unwrap();
     assert!(
         readme.contains(&format!(
             "<summary><code>{}</code>: {} (exit 0)</summary>",

@@ -273,13 +273,19 @@ fn hung_server_is_bounded_by_network_timeout() {
     assert!(!run.report["recovery"].is_null());
 }
 
-/// The README's "When Bitbucket refuses" runs: each still gives its kind and
-/// the exit code of the contract, and the README shows each kind.
+/// The gallery's runs (docs/refusals.md, and the first in the README):
+/// each still gives its kind and the exit code of the contract, and the
+/// gallery shows each kind.
 #[test]
 fn readme_refusal_examples_are_real_and_complete() {
     let shown = testkit::showcase::all(std::path::Path::new(crate::BIN));
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/refusals.md")).unwrap();
+    let front = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        front.contains("<summary><code>branch_restriction</code>"),
+        "the README shows one refused run in full"
+    );
     let kinds = [
         "branch_restriction",
         "two_step_verification",

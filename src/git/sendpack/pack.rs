@@ -41,8 +41,17 @@ pub fn objects_to_send(
             }
             object = tag.target()?;
         }
-        if object.kind() == Some(ObjectType::Commit) {
-            walk.push(object.id())?;
+        match object.kind() {
+            Some(ObjectType::Commit) => walk.push(object.id())?,
+            // A tag of a tree or a blob brings it along (as libgit2 does).
+            Some(ObjectType::Tree) => {
+                let tree = repo.find_tree(object.id())?;
+                add_tree(repo, &tree, &[], &mut seen, &mut out)?;
+            }
+            Some(ObjectType::Blob) if seen.insert(object.id()) => {
+                out.push((object.id(), ObjectType::Blob));
+            }
+            _ => {}
         }
     }
     for &have in haves {
@@ -109,8 +118,48 @@ fn add_tree(
     Ok(())
 }
 
+/// Why writing the pack stopped: reading an object (the object database:
+/// not worth a retry) or handing bytes to the request (the network).
+#[derive(Debug)]
+pub enum Failure {
+    Reading(io::Error),
+    Sending(io::Error),
+}
+
 /// Writes a version 2 pack of `objects` to `out`, streamed.
-pub fn write(repo: &Repository, objects: &[(Oid, ObjectType)], out: impl Write) -> io::Result<()> {
+pub fn write(
+    repo: &Repository,
+    objects: &[(Oid, ObjectType)],
+    out: impl Write,
+) -> Result<(), Failure> {
+    let sending_failed = std::cell::Cell::new(false);
+    let sink = Sink {
+        inner: out,
+        failed: &sending_failed,
+    };
+    write_to(repo, objects, sink).map_err(|e| match sending_failed.get() {
+        true => Failure::Sending(e),
+        false => Failure::Reading(e),
+    })
+}
+
+/// The request's side: notes that a write failed there.
+struct Sink<'a, W: Write> {
+    inner: W,
+    failed: &'a std::cell::Cell<bool>,
+}
+
+impl<W: Write> Write for Sink<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| self.failed.set(true))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed.set(true))
+    }
+}
+
+fn write_to(repo: &Repository, objects: &[(Oid, ObjectType)], out: impl Write) -> io::Result<()> {
     let odb = repo.odb().map_err(io::Error::other)?;
     let mut pack = Hashing {
         inner: io::BufWriter::with_capacity(PIECE, out),
@@ -222,9 +271,26 @@ fn write_blob(
     Ok(())
 }
 
-fn whole(odb: &git2::Odb<'_>, id: Oid) -> io::Result<Box<dyn Read + 'static>> {
+/// A blob libgit2 reads whole (a delta in a clone's pack, an alternate):
+/// read from its buffer, never copied.
+fn whole<'a>(odb: &'a git2::Odb<'_>, id: Oid) -> io::Result<Box<dyn Read + 'a>> {
     let object = odb.read(id).map_err(io::Error::other)?;
-    Ok(Box::new(io::Cursor::new(object.data().to_vec())))
+    Ok(Box::new(WholeObject { object, at: 0 }))
+}
+
+struct WholeObject<'a> {
+    object: git2::OdbObject<'a>,
+    at: usize,
+}
+
+impl Read for WholeObject<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = &self.object.data()[self.at..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// A blob's content in pieces, from its loose object or a non-delta entry
@@ -247,25 +313,39 @@ fn open_blob(
         }
         return Ok(None);
     }
+    // A pack this cannot read (an index without its pack, a truncated
+    // one) is left to libgit2.
     for idx in &packs.0 {
-        let Some(offset) = find_in_index(idx, id)? else {
+        let Ok(Some(offset)) = find_in_index(idx, id) else {
             continue;
         };
-        let mut file = File::open(idx.with_extension("pack"))?;
-        file.seek(SeekFrom::Start(offset))?;
-        let mut byte = [0u8; 1];
-        file.read_exact(&mut byte)?;
-        let kind = (byte[0] >> 4) & 7;
-        while byte[0] & 0x80 != 0 {
-            file.read_exact(&mut byte)?;
-        }
-        if kind != pack_type(ObjectType::Blob) {
-            return Ok(None);
-        }
-        let z = flate2::read::ZlibDecoder::new(BufReader::with_capacity(PIECE, file));
-        return Ok(Some(Box::new(z)));
+        return Ok(pack_entry(&idx.with_extension("pack"), offset)
+            .ok()
+            .flatten()
+            .map(|z| Box::new(z) as Box<dyn Read>));
     }
     Ok(None)
+}
+
+/// The content of a non-delta blob entry at `offset`; None for any other.
+fn pack_entry(
+    pack: &Path,
+    offset: u64,
+) -> io::Result<Option<flate2::read::ZlibDecoder<BufReader<File>>>> {
+    let mut file = File::open(pack)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut byte = [0u8; 1];
+    file.read_exact(&mut byte)?;
+    let kind = (byte[0] >> 4) & 7;
+    while byte[0] & 0x80 != 0 {
+        file.read_exact(&mut byte)?;
+    }
+    if kind != pack_type(ObjectType::Blob) {
+        return Ok(None);
+    }
+    Ok(Some(flate2::read::ZlibDecoder::new(
+        BufReader::with_capacity(PIECE, file),
+    )))
 }
 
 /// The `.idx` files of the repository's packs.

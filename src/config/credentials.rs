@@ -7,35 +7,9 @@
 
 use crate::config::{ConfigError, PIPELINES_SSH_DIR, RawVars};
 use crate::secret::Secret;
+pub use crate::terms::CredentialKind;
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
-
-/// The stable report codes for `credential.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialKind {
-    AccessToken,
-    ApiToken,
-    AppPassword,
-    SshKey,
-    Pipeline,
-}
-
-impl CredentialKind {
-    pub fn describe(self) -> &'static str {
-        match self {
-            CredentialKind::AccessToken => "an access token (BITBUCKET_ACCESS_TOKEN)",
-            CredentialKind::ApiToken => {
-                "an API token (ATLASSIAN_ACCOUNT_EMAIL + ATLASSIAN_API_TOKEN)"
-            }
-            CredentialKind::AppPassword => {
-                "an app password (BITBUCKET_USERNAME + BITBUCKET_APP_PASSWORD)"
-            }
-            CredentialKind::SshKey => "an SSH key",
-            CredentialKind::Pipeline => "the pipeline's own credential (Pipelines auth proxy)",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SshKeySource {
@@ -71,13 +45,6 @@ pub enum Credential {
 pub const ACCESS_TOKEN_GIT_USER: &str = "x-token-auth";
 /// Git's static user for API tokens (support.atlassian.com "Using API tokens").
 pub const API_TOKEN_GIT_USER: &str = "x-bitbucket-api-token-auth";
-
-/// Bitbucket Cloud's published host keys (https://bitbucket.org/site/ssh).
-pub const BITBUCKET_HOST_KEYS: &[&str] = &[
-    "bitbucket.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIazEu89wgQZ4bqs3d63QSMzYVa0MuJ2e2gKTKqu+UUO",
-    "bitbucket.org ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPIQmuzMBuKdWeF4+a2sjSSpBK0iqitSQ+5BM9KhpexuGt20JpTVM7u5BDZngncgrqDMbWdxMWWOGtZ9UgbqgZE=",
-    "bitbucket.org ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDQeJzhupRu0u0cdegZIa8e86EG2qOCsIsD1Xw0xSeiPDlCr7kq97NLmMbpKTX6Esc30NuoqEEHCuc7yWtwp8dI76EEEB1VqY9QJq6vk+aySyboD5QF61I/1WeTwu+deCbgKMGbUijeXhtfbxSxm6JwGrXrhBdofTsbKRUsrN1WoNgUa8uqN1Vx6WAJw1JHPhglEGGHea6QICwJOAr/6mrui/oB7pkaWKHj3z7d1IC4KWLtY47elvjbaTlkN04Kc/5LFEirorGYVbt15kAUlqGM65pk6ZBxtaO3+30LVlORZkxOh+LKL/BvbZ/iRNhItLqNyieoQj/uh/7Iv4uyH/cV/0b4WDSd3DptigWq84lJubb9t/DnZlrJazxyDCulTmKdOR7vs9gMTo+uoIrPSb8ScTtvw65+odKAlBj59dhnVp9zd7QUojOpXlL62Aw56U4oO+FALuevvMjiWeavKhJqlR7i5n9srYcrNV7ttmDw7kf/97P5zauIhxcjX+xHv4M=",
-];
 
 impl Credential {
     pub fn kind(&self) -> CredentialKind {

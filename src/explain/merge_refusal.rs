@@ -7,42 +7,10 @@
 //! matched loosely and case-insensitively, and the explanation always
 //! quotes Bitbucket's own message. No I/O.
 
-use crate::credentials::CredentialKind;
 use crate::report::{MergeRefusal, Remedy};
-use serde::Serialize;
+use crate::terms::CredentialKind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MergeRefusalKind {
-    /// The credential may not merge into the branch (`restrict_merges`, or
-    /// no write permission).
-    MergeRestricted,
-    /// Merge checks are not met (approvals, passing builds, tasks).
-    MergeChecks,
-    /// The repository does not allow this merge strategy.
-    MergeStrategy,
-    /// The destination moved (fast-forward impossible, refs changed):
-    /// rebased and tried again within RETRIES, then given up.
-    DestinationMoved,
-    /// The merge took too long on Bitbucket's side (HTTP 555), or its
-    /// task did not finish in time.
-    TimedOut,
-    /// The API could not be reached (no answer).
-    Network,
-    Unknown,
-}
-
-impl MergeRefusalKind {
-    /// Worth another attempt (after a rebase, or a pause).
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            MergeRefusalKind::DestinationMoved
-                | MergeRefusalKind::TimedOut
-                | MergeRefusalKind::Network
-        )
-    }
-}
+pub use crate::report::MergeRefusalKind;
 
 /// Facts about the run that shape the remedies.
 pub struct MergeSituation<'a> {

@@ -7,95 +7,14 @@
 //! from (../shared/bitbucket-facts.md §1); texts the facts mark NOT CONFIRMED
 //! are matched loosely and say so.
 
-use crate::config::{OnRestricted, Transport};
-use crate::credentials::CredentialKind;
+use super::evidence::{
+    ErrorClass, ErrorCode, Evidence, Situation, TagConflict, tls_certificate_refused,
+};
+use super::remedies::remedies;
+use crate::terms::CredentialKind;
+
 use crate::enrich::ApiContext;
-use crate::remedies::remedies;
 use crate::report::{Blockage, BlockageKind};
-
-/// What a failed attempt left behind.
-#[derive(Debug, Clone, Default)]
-pub struct Evidence {
-    pub http_status: Option<u16>,
-    /// Server lines, trimmed, without the `remote: ` prefix: the text/plain
-    /// body of a refused HTTP request, sideband lines, SSH stderr.
-    pub remote_lines: Vec<String>,
-    /// Per-ref status from the server, e.g. `pre-receive hook declined`.
-    pub ref_status: Option<String>,
-    pub git_error: Option<GitErrorInfo>,
-    /// Files in conflict when the artifact commit could not be rebased.
-    pub conflicts: Vec<String>,
-    /// TAG already exists on the remote at another commit (never moved).
-    pub tag_conflict: Option<TagConflict>,
-    /// The Git LFS server failed or refused, and what it was asked to do
-    /// ("the LFS batch request", "uploading build/app.bin"): the git push
-    /// was not sent.
-    pub lfs: Option<String>,
-}
-
-/// The remote's tag and the commit this run would have tagged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TagConflict {
-    pub tag: String,
-    /// The commit the remote tag points at (peeled), or the tag object when
-    /// it could not be peeled.
-    pub remote: String,
-    /// This run's artifact commit.
-    pub ours: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GitErrorInfo {
-    pub class: String,
-    pub code: String,
-    pub message: String,
-}
-
-/// Facts about the run that shape the remedies.
-#[derive(Debug, Clone)]
-pub struct Situation {
-    pub credential: CredentialKind,
-    pub transport: Transport,
-    pub branch: String,
-    pub repository: Option<String>,
-    /// What the REST API said about the identity and the branch's rules.
-    pub api: Option<ApiContext>,
-    pub on_restricted: OnRestricted,
-    /// The key that signed the commits (`SSH key ssh-ed25519 SHA256:…
-    /// (SIGNING_KEY)`), None when unsigned.
-    pub signed_with: Option<String>,
-    /// AUTHOR_EMAIL: the committer e-mail a signature is matched against.
-    pub committer_email: String,
-}
-
-impl Evidence {
-    fn haystack(&self) -> String {
-        let mut text = self.remote_lines.join("\n");
-        if let Some(s) = &self.ref_status {
-            text.push('\n');
-            text.push_str(s);
-        }
-        if let Some(e) = &self.git_error {
-            text.push('\n');
-            text.push_str(&e.message);
-        }
-        text.to_lowercase()
-    }
-
-    fn git_code(&self) -> &str {
-        self.git_error
-            .as_ref()
-            .map(|e| e.code.as_str())
-            .unwrap_or("")
-    }
-
-    fn git_class(&self) -> &str {
-        self.git_error
-            .as_ref()
-            .map(|e| e.class.as_str())
-            .unwrap_or("")
-    }
-}
 
 /// Only the kind: used by the push state machine and table tests.
 pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
@@ -175,7 +94,7 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
         || has("failed to update ref")
         || has("fetch first")
         || has("non-fast-forward")
-        || e.git_code() == "NotFastForward"
+        || e.git_code() == Some(ErrorCode::NotFastForward)
     {
         return NonFastForward;
     }
@@ -189,7 +108,7 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
         || has("token is invalid")
         || has("permission denied (publickey)")
         || status == 401
-        || e.git_code() == "Auth"
+        || e.git_code() == Some(ErrorCode::Auth)
     {
         return InvalidCredentials;
     }
@@ -204,7 +123,10 @@ pub fn kind_of(e: &Evidence, credential: CredentialKind) -> BlockageKind {
         return Unknown;
     }
     if status >= 500
-        || matches!(e.git_class(), "Net" | "Os" | "Http")
+        || matches!(
+            e.git_class(),
+            Some(ErrorClass::Net | ErrorClass::Os | ErrorClass::Http)
+        )
         || has("timed out")
         || has("failed to connect")
         || has("failed to resolve")
@@ -264,22 +186,6 @@ fn lfs_kind(e: &Evidence, status: u16, t: &str) -> BlockageKind {
         0 => Unknown,
         _ => LfsRefused,
     }
-}
-
-/// The HTTPS server's certificate failed verification: a company proxy that
-/// inspects TLS, a self-signed server, a wrong clock. Reported as `unknown`
-/// (like an unverifiable SSH host key) with its own words and remedy.
-pub(crate) fn tls_certificate_refused(e: &Evidence) -> bool {
-    let t = e.haystack();
-    [
-        "certificate verify failed",
-        "self-signed certificate",
-        "self signed certificate",
-        "unable to get local issuer certificate",
-        "certificate has expired",
-    ]
-    .iter()
-    .any(|needle| t.contains(needle))
 }
 
 /// Whether the server's own lines (never libgit2's errors, where SSH host
@@ -559,6 +465,8 @@ fn short12(sha: &str) -> &str {
 mod tests {
     use super::*;
     use crate::enrich::{Identity, Rule};
+    use crate::explain::GitErrorInfo;
+    use crate::terms::{OnRestricted, Transport};
     use BlockageKind::*;
 
     /// A server text kept as a fixture file named after its source
@@ -626,8 +534,8 @@ mod tests {
             }
             "ssh" => {
                 e.git_error = Some(GitErrorInfo {
-                    class: "Ssh".into(),
-                    code: "Eof".into(),
+                    class: ErrorClass::Ssh,
+                    code: ErrorCode::Eof,
                     message: text.into(),
                 });
                 e.remote_lines = lines();
@@ -635,8 +543,8 @@ mod tests {
             git => {
                 let mut parts = git.split(':').skip(1);
                 let (class, code) = (
-                    parts.next().unwrap().to_owned(),
-                    parts.next().unwrap().to_owned(),
+                    ErrorClass::named(parts.next().unwrap()),
+                    ErrorCode::named(parts.next().unwrap()),
                 );
                 e.git_error = Some(GitErrorInfo {
                     class,
@@ -679,8 +587,8 @@ mod tests {
         assert_eq!(b.remote_messages, ["Something new from Bitbucket"]);
         let e = Evidence {
             git_error: Some(GitErrorInfo {
-                class: "Odb".into(),
-                code: "GenericError".into(),
+                class: ErrorClass::Odb,
+                code: ErrorCode::Generic,
                 message: "object 1234 missing".into(),
             }),
             ..Default::default()
@@ -912,8 +820,8 @@ mod tests {
         let ssh = |message: &str| Evidence {
             lfs: Some("git-lfs-authenticate over SSH".into()),
             git_error: Some(GitErrorInfo {
-                class: "Net".into(),
-                code: "GenericError".into(),
+                class: ErrorClass::Net,
+                code: ErrorCode::Generic,
                 message: message.into(),
             }),
             ..Default::default()

@@ -2,10 +2,10 @@
 //! (credential kind, what the API said, ON_RESTRICTED). Pure; pinned by
 //! snapshot tests in `classify`.
 
-use crate::classify::{Evidence, Situation};
-use crate::config::OnRestricted;
-use crate::credentials::CredentialKind;
+use super::evidence::{Evidence, Situation, tls_certificate_refused};
 use crate::report::{BlockageKind, Remedy};
+use crate::terms::CredentialKind;
+use crate::terms::OnRestricted;
 
 fn remedy(title: &str, steps: &[&str], docs: Option<&str>) -> Remedy {
     Remedy {
@@ -222,7 +222,7 @@ pub fn remedies(kind: BlockageKind, e: &Evidence, s: &Situation) -> Vec<Remedy> 
             ],
             None,
         )],
-        Unknown if crate::classify::tls_certificate_refused(e) => vec![remedy(
+        Unknown if tls_certificate_refused(e) => vec![remedy(
             "Trust the certificate authority that signed the server's certificate",
             &[
                 "If a company proxy inspects HTTPS, set SSL_CERT_FILE to a PEM bundle holding its CA certificate (with docker run, mount the file into the container).",
