@@ -1,29 +1,30 @@
 #!/usr/bin/env bash
 # Dead weight the compiler does not see: a `pub fn` of the crate that nothing
-# calls (rustc's dead-code lint stops at `pub` in a library), and a
-# dependency in Cargo.toml that no source file names. Exits 1 naming each.
+# calls or names as a value (rustc's dead-code lint stops at `pub` in a
+# library), and a dependency in Cargo.toml that no source file names. Uses
+# are counted only in code forms (`name(`, `::name`, `.name`, `name` passed
+# as an argument), outside comments and the definition itself. Exits 1
+# naming each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
 sources=(src tests testkit/src)
 while read -r name; do
-  uses=$(grep -rhoE "\b${name}\b" "${sources[@]}" --include='*.rs' | wc -l)
-  if [ "$uses" -le 1 ]; then
+  uses=$(grep -rhE "(\b${name}\s*\(|::${name}\b|\.${name}\b|[(,]\s*${name}\s*[),])" \
+      "${sources[@]}" --include='*.rs' |
+    grep -vE "^\s*//|\bfn ${name}\b" | wc -l || true)
+  if [ "$uses" -eq 0 ]; then
     echo "unused function: $name ($(grep -rlE "fn ${name}\b" src | head -1))"
     status=1
   fi
-done < <(grep -rhoE '^\s*pub(\([a-z]+\))? (const )?fn [a-z_0-9]+' src --include='*.rs' \
-  | sed -E 's/.*fn ([a-z_0-9]+)/\1/' | sort -u)
-# [dependencies] of the pipe itself; a crate used only through another's
-# features is named in the comment above it (`# feature of …`).
-awk '/^\[dependencies\]/{on=1; next} /^\[/{on=0} on && /^[a-z0-9_-]+ *=/{print $1}' Cargo.toml |
+done < <(grep -rhoE '^\s*pub(\([a-z]+\))? (const )?fn [a-z_0-9]+' src --include='*.rs' |
+  sed -E 's/.*fn ([a-z_0-9]+)/\1/' | sort -u)
+# [dependencies] of the pipe itself.
 while read -r dep; do
   crate=${dep//-/_}
   if ! grep -rqE "\b${crate}::|use ${crate}\b|extern crate ${crate}\b" src --include='*.rs'; then
-    if ! grep -B3 -E "^${dep} *=" Cargo.toml | grep -q "# feature of"; then
-      echo "unused dependency: $dep"
-      exit 1
-    fi
+    echo "unused dependency: $dep"
+    status=1
   fi
-done || status=1
+done < <(awk '/^\[dependencies\]/{on=1; next} /^\[/{on=0} on && /^[a-z0-9_-]+ *=/{print $1}' Cargo.toml)
 exit $status

@@ -4,9 +4,11 @@ level of the crate's top-level modules and, inside each of them, of its
 direct submodules; prints every cycle and exits 1 if there is one.
 
 A module's file is src/<a>.rs or src/<a>/mod.rs (top level <a>), and
-src/<a>/<b>.rs or src/<a>/<b>/... (submodule <a>::<b>). Test code
-(`#[cfg(test)] mod tests` to the end of the file, or tests.rs) is not part
-of the graph."""
+src/<a>/<b>.rs or src/<a>/<b>/... (submodule <a>::<b>). Paths count in
+every form (`crate::a::b`, `use crate::{a, b::c}`, `super::x`); comments
+and test code (`#[cfg(test)] mod tests` to the end of the file, or
+tests.rs) do not. A submodule naming its parent module's own items (the
+parent's mod.rs) is not an edge: the parent owns its children."""
 import os
 import re
 import sys
@@ -25,8 +27,49 @@ def code_of(path):
     text = open(path, encoding="utf-8").read()
     cut = re.search(r"^#\[cfg\(test\)\]\s*\nmod tests", text, re.M)
     text = text[: cut.start()] if cut else text
-    # Comments name modules without using them.
-    return re.sub(r"//[^\n]*", "", text)
+    # Comments name modules without using them; `//` inside a string
+    # literal ("http://…") is not a comment.
+    return "\n".join(strip_comment(line) for line in text.split("\n"))
+
+
+def strip_comment(line):
+    in_string = False
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if c == "\\" and in_string:
+            i += 2
+            continue
+        if c == '"':
+            in_string = not in_string
+        elif not in_string and line.startswith("//", i):
+            return line[:i]
+        i += 1
+    return line
+
+
+def paths(code, root):
+    """Every `root::a::b` path, `use root::{a, b::{c}}` groups expanded, as
+    lists of segments after `root`."""
+    out = []
+    for m in re.finditer(r"\b" + root + r"::", code):
+        rest = code[m.end():]
+        if rest.startswith("{"):
+            depth, j = 0, 0
+            for j, ch in enumerate(rest):
+                depth += ch == "{"
+                depth -= ch == "}"
+                if depth == 0:
+                    break
+            for item in re.split(r"[,{}\s]+", rest[1:j]):
+                if item and re.match(r"\w", item):
+                    out.append(item.split("::"))
+            # Nested groups: `a::{b, c}` gives `a` above; that is the module.
+        else:
+            word = re.match(r"(\w+)", rest)
+            if word:
+                out.append([word.group(1)])
+    return out
 
 
 edges = {}
@@ -42,13 +85,15 @@ for root, _, files in os.walk(SRC):
         # Top level: crate::<b>. Inside the top-level module <a>: crate::<a>::<b>
         # and super::<b> from a submodule.
         here = parts[0]
-        for target in re.findall(r"\bcrate::(\w+)", code):
-            if target != here:
+        for segments in paths(code, "crate"):
+            target = segments[0]
+            if target != here and target not in ("self", "super"):
                 edges.setdefault(here, set()).add(target)
         if len(parts) >= 2:
             sub = here + "::" + parts[1]
-            refs = re.findall(r"\bcrate::" + here + r"::(\w+)", code)
-            refs += re.findall(r"\bsuper::(\w+)", code) if len(parts) == 2 else []
+            refs = [seg[1] for seg in paths(code, "crate") if seg[0] == here and len(seg) > 1]
+            if len(parts) == 2:
+                refs += [seg[0] for seg in paths(code, "super")]
             for target in refs:
                 if os.path.exists(os.path.join(SRC, here, target + ".rs")) or os.path.isdir(
                     os.path.join(SRC, here, target)

@@ -438,47 +438,69 @@ impl Behaviour {
             pr_branch,
         }
     }
+}
 
-    /// The configuration's behaviour and the build's facts; the rest is
-    /// filled in by [`Config::from_vars`].
+/// Every concern's part of a valid configuration.
+struct Parts {
+    branch: String,
+    content: Content,
+    behaviour: Behaviour,
+    author: Author,
+    api_url: String,
+    credential: Credential,
+    signing: Option<Signing>,
+    route: Route,
+    known_hosts: Vec<String>,
+}
+
+impl Parts {
+    /// The configuration, with the build's facts read from `raw`.
     fn into_config(self, raw: &RawVars) -> Config {
+        let Parts {
+            branch,
+            content,
+            behaviour: b,
+            author,
+            api_url,
+            credential,
+            signing,
+            route,
+            known_hosts,
+        } = self;
         Config {
-            files: Vec::new(),
-            message: String::new(),
-            branch: String::new(),
-            repository: None,
-            remote: Remote {
-                url: String::new(),
-                transport: Transport::Http,
-            },
-            api_url: String::new(),
-            author_name: String::new(),
-            author_email: String::new(),
-            retries: self.retries,
-            include_ignored: self.include_ignored,
-            tag: self.tag,
-            mode: if self.dry_run {
+            files: content.files,
+            message: content.message,
+            branch,
+            repository: route.repository,
+            remote: route.remote,
+            api_url,
+            author_name: author.name,
+            author_email: author.email,
+            retries: b.retries,
+            include_ignored: b.include_ignored,
+            tag: b.tag,
+            mode: if b.dry_run {
                 RunMode::DryRun
             } else {
                 RunMode::Push
             },
-            loop_guard: self.loop_guard,
-            credential: Credential::Pipeline,
-            known_hosts: Vec::new(),
-            auth_proxy: String::new(),
+            loop_guard: b.loop_guard,
+            credential,
+            known_hosts,
+            auth_proxy: auth_proxy(raw),
             build_commit: raw.bitbucket_commit.clone(),
             build_number: raw.bitbucket_build_number.clone(),
-            network_timeout: self.network_timeout,
-            on_restricted: self.on_restricted,
-            pr_branch: self.pr_branch,
-            merge_strategy: self.merge_strategy,
-            code_insights: self.code_insights,
+            network_timeout: b.network_timeout,
+            on_restricted: b.on_restricted,
+            pr_branch: b.pr_branch,
+            merge_strategy: b.merge_strategy,
+            code_insights: b.code_insights,
             in_pipelines: raw.ci.is_some() && raw.bitbucket_pipeline_uuid.is_some(),
             pipelines_detected: pipelines_detected(raw),
-            notices: Vec::new(),
-            target: Target::default(),
+            notices: route.notices,
+            target: route.target,
             build_repository: raw.bitbucket_repo_full_name.clone(),
-            signing: None,
+            signing,
         }
     }
 }
@@ -705,23 +727,18 @@ impl Config {
             };
             return Err((problems.0, partial));
         }
-        Ok(Config {
-            files: content.files,
-            message: content.message,
+        Ok(Parts {
             branch: destination.branch.expect("branch validated"),
-            repository: route.repository,
-            remote: route.remote,
+            content,
+            behaviour,
+            author,
             api_url,
-            author_name: author.name,
-            author_email: author.email,
             credential,
-            known_hosts,
-            auth_proxy: auth_proxy(raw),
-            notices: route.notices,
-            target: route.target,
             signing,
-            ..behaviour.into_config(raw)
-        })
+            route,
+            known_hosts,
+        }
+        .into_config(raw))
     }
 
     /// The secrets this configuration holds, for the redactor.

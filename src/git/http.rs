@@ -867,6 +867,11 @@ impl Stream {
         let (mut url, post, _, expect) = self.endpoint();
         if post {
             if self.upload.is_none() && self.answer.is_none() {
+                // One request per stream: an upload that already ended
+                // (refused, lost) is not opened again by a later read.
+                if self.opened {
+                    return Err(io::Error::other("the upload already ended"));
+                }
                 self.open_upload()?;
             }
             // A failure here shows in the request's own answer below,

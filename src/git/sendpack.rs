@@ -217,7 +217,9 @@ fn send(
     };
     session.sideband = sideband;
     if let Some(text) = fatal {
-        // libgit2's words for a side-band error (smart_protocol.c).
+        // libgit2's words for a side-band error (smart_protocol.c), and as
+        // there, in the error and not among the server's progress lines:
+        // the evidence is the same whichever writer sent the pack.
         return Err(net_error(format!(
             "report-status: Error reported: {}",
             crate::text::untrusted(text.trim())

@@ -154,7 +154,11 @@ pub fn pipes_at_once(n: usize, extra: &[(&str, &str)]) {
     git(&f.bare, &["fsck", "--strict"]);
 }
 
+/// A pipe loses a race only when another one lands between its fetch and
+/// its push, and each of the others lands once: with RETRIES at one less
+/// than the number of pipes every run lands, whatever the timing. (With
+/// the default 3, the fifth pipe landing last lost four races once in CI.)
 #[test]
 fn five_pipes_pushing_at_once_all_land() {
-    pipes_at_once(5, &[]);
+    pipes_at_once(5, &[("RETRIES", "4")]);
 }

@@ -24,7 +24,8 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The objects the server needs for `news` (commits or tag objects), given
-/// the ids it advertised: tags and commits first, then trees and blobs.
+/// the ids it advertised: tags (with a tagged tree or blob), commits, then
+/// the commits' trees and blobs.
 pub fn objects_to_send(
     repo: &Repository,
     news: &[Oid],
@@ -132,35 +133,34 @@ pub fn write(
     objects: &[(Oid, ObjectType)],
     out: impl Write,
 ) -> Result<(), Failure> {
-    let sending_failed = std::cell::Cell::new(false);
-    let sink = Sink {
-        inner: out,
-        failed: &sending_failed,
-    };
-    write_to(repo, objects, sink).map_err(|e| match sending_failed.get() {
-        true => Failure::Sending(e),
-        false => Failure::Reading(e),
+    write_to(repo, objects, out).map_err(|e| {
+        if e.get_ref().is_some_and(|inner| inner.is::<ReadFailure>()) {
+            Failure::Reading(e)
+        } else {
+            Failure::Sending(e)
+        }
     })
 }
 
-/// The request's side: notes that a write failed there.
-struct Sink<'a, W: Write> {
-    inner: W,
-    failed: &'a std::cell::Cell<bool>,
+/// An error reading an object, marked so it is told from the request's
+/// errors wherever it surfaces.
+#[derive(Debug)]
+struct ReadFailure(String);
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-impl<W: Write> Write for Sink<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf).inspect_err(|_| self.failed.set(true))
-    }
+impl std::error::Error for ReadFailure {}
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().inspect_err(|_| self.failed.set(true))
-    }
+fn reading(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(ReadFailure(e.to_string()))
 }
 
 fn write_to(repo: &Repository, objects: &[(Oid, ObjectType)], out: impl Write) -> io::Result<()> {
-    let odb = repo.odb().map_err(io::Error::other)?;
+    let odb = repo.odb().map_err(reading)?;
     let mut pack = Hashing {
         inner: io::BufWriter::with_capacity(PIECE, out),
         sha1: Sha1::new(),
@@ -173,16 +173,16 @@ fn write_to(repo: &Repository, objects: &[(Oid, ObjectType)], out: impl Write) -
     let packs = PackIndexes::of(&objects_dir);
     let mut buf = vec![0u8; PIECE];
     for &(id, kind) in objects {
-        let (size, _) = odb.read_header(id).map_err(io::Error::other)?;
+        let (size, _) = odb.read_header(id).map_err(reading)?;
         let size = size as u64;
         if kind == ObjectType::Blob && size >= STREAM_FROM {
-            let reader = match open_blob(&objects_dir, &packs, id)? {
+            let reader = match open_blob(&objects_dir, &packs, id).map_err(reading)? {
                 Some(r) => r,
-                None => whole(&odb, id)?,
+                None => whole(&odb, id).map_err(reading)?,
             };
             write_blob(&mut pack, id, size, reader, &mut buf)?;
         } else {
-            let object = odb.read(id).map_err(io::Error::other)?;
+            let object = odb.read(id).map_err(reading)?;
             let data = object.data();
             let level = if kind == ObjectType::Blob {
                 level_for(&data[..data.len().min(SAMPLE)])
@@ -238,7 +238,7 @@ fn write_blob(
     // The sample: the first piece, read whole.
     let mut filled = 0;
     while filled < SAMPLE {
-        match reader.read(&mut buf[filled..SAMPLE])? {
+        match reader.read(&mut buf[filled..SAMPLE]).map_err(reading)? {
             0 => break,
             n => filled += n,
         }
@@ -253,7 +253,7 @@ fn write_blob(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(reading(e)),
         };
         read += n as u64;
         hash.update(&buf[..n]);
@@ -261,12 +261,9 @@ fn write_blob(
     }
     z.finish()?;
     if read != size || Oid::from_bytes(&hash.finalize()).ok() != Some(id) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "object {id} did not read back as itself; the push was abandoned before the pack was complete"
-            ),
-        ));
+        return Err(reading(format!(
+            "object {id} did not read back as itself; the push was abandoned before the pack was complete"
+        )));
     }
     Ok(())
 }
