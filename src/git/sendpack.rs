@@ -65,45 +65,24 @@ pub fn carries_large_blob(repo: &Repository, updates: &[(Oid, String, bool)]) ->
         let Ok(tree) = commit.tree() else {
             continue;
         };
+        // Against the first parent: what the commit adds to the branch.
         let parent = commit.parent(0).ok().and_then(|p| p.tree().ok());
-        if adds_large_blob(repo, &odb, &tree, parent.as_ref()) {
+        let large = pack::walk_new(repo, &tree, parent.as_slice(), &mut |id, kind| {
+            let is_large = kind == git2::ObjectType::Blob
+                && odb
+                    .read_header(id)
+                    .is_ok_and(|(size, _)| size as u64 >= STREAM_FROM);
+            if is_large {
+                pack::Step::Stop
+            } else {
+                pack::Step::Enter
+            }
+        });
+        if large.unwrap_or(false) {
             return true;
         }
     }
     false
-}
-
-/// Whether `tree` holds a blob of [`STREAM_FROM`] bytes or more that `base`
-/// does not hold at the same path. Walks only subtrees that differ, asks
-/// only a blob's header, keeps nothing per entry (a push of 100,000 new
-/// files must not cost memory to decide this).
-fn adds_large_blob(
-    repo: &Repository,
-    odb: &git2::Odb<'_>,
-    tree: &git2::Tree<'_>,
-    base: Option<&git2::Tree<'_>>,
-) -> bool {
-    tree.iter().any(|entry| {
-        let at_base = base.and_then(|b| b.get_name_bytes(entry.name_bytes()));
-        if at_base.as_ref().is_some_and(|b| b.id() == entry.id()) {
-            return false;
-        }
-        match entry.kind() {
-            Some(git2::ObjectType::Tree) => {
-                let Ok(sub) = repo.find_tree(entry.id()) else {
-                    return false;
-                };
-                let sub_base = at_base
-                    .filter(|b| b.kind() == Some(git2::ObjectType::Tree))
-                    .and_then(|b| repo.find_tree(b.id()).ok());
-                adds_large_blob(repo, odb, &sub, sub_base.as_ref())
-            }
-            Some(git2::ObjectType::Blob) => odb
-                .read_header(entry.id())
-                .is_ok_and(|(size, _)| size as u64 >= STREAM_FROM),
-            _ => false,
-        }
-    })
 }
 
 /// What the push learnt along the way, whatever became of it.

@@ -31,6 +31,12 @@ fn chown_foreign(dir: &std::path::Path) {
     assert!(ok, "chown needs root");
 }
 
+/// The test server's URL as the container reaches it: "localhost", so the
+/// static binary resolves a name in an empty root.
+fn local_remote(server: &testkit::GitHttpServer) -> String {
+    server.url("ws/repo.git").replace("127.0.0.1", "localhost")
+}
+
 /// What Pipelines passes to a pipe container (facts §4), trimmed to what matters.
 fn pipelines_env(remote: &str) -> Vec<(&str, &str)> {
     vec![
@@ -63,11 +69,7 @@ fn container_push_lands_in_a_foreign_owned_clone() {
     let f = Fixture::new(Some(50));
     f.write("dist/ids.json", "[7]\n");
     chown_foreign(&f.clone);
-    // "localhost": name resolution by the static binary in an empty root.
-    let remote = f
-        .server
-        .url("ws/repo.git")
-        .replace("127.0.0.1", "localhost");
+    let remote = local_remote(&f.server);
     let r = run(
         &f,
         &image,
@@ -166,10 +168,7 @@ fn container_uploads_lfs_objects_before_the_push() {
     let content = testkit::incompressible(200_000, 13);
     f.write("out/app.bin", &content);
     chown_foreign(&f.clone);
-    let remote = f
-        .server
-        .url("ws/repo.git")
-        .replace("127.0.0.1", "localhost");
+    let remote = local_remote(&f.server);
     let mut env = pipelines_env(&remote);
     env.extend([("BITBUCKET_ACCESS_TOKEN", TOKEN), ("FILES", "out")]);
     let r = docker_run_pipe(&image, &f.clone, None, &env);
@@ -189,10 +188,7 @@ fn container_signs_with_no_helper_binaries_in_the_image() {
     let key = crate::signing::SshKey::new(&f.world.path().join("keys"), "ed25519", None, "");
     f.write("dist/ids.json", "[7]\n");
     chown_foreign(&f.clone);
-    let remote = f
-        .server
-        .url("ws/repo.git")
-        .replace("127.0.0.1", "localhost");
+    let remote = local_remote(&f.server);
     let encoded = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(key.text())
@@ -244,10 +240,7 @@ fn container_pushes_a_2_gib_file_in_256_mb_of_memory() {
         file.write_all(b"something in the middle").unwrap();
     }
     chown_foreign(&f.clone);
-    let remote = f
-        .server
-        .url("ws/repo.git")
-        .replace("127.0.0.1", "localhost");
+    let remote = local_remote(&f.server);
     let mut env = pipelines_env(&remote);
     env.push(("BITBUCKET_ACCESS_TOKEN", TOKEN));
     let r = testkit::docker_run_pipe_with(

@@ -81,6 +81,7 @@ pub fn objects_to_send(
     Ok(out)
 }
 
+/// `tree` and what it holds that the pack must carry, once each.
 fn add_tree(
     repo: &Repository,
     tree: &Tree,
@@ -88,10 +89,45 @@ fn add_tree(
     seen: &mut HashSet<Oid>,
     out: &mut Vec<(Oid, ObjectType)>,
 ) -> Result<(), git2::Error> {
-    if bases.iter().any(|b| b.id() == tree.id()) || !seen.insert(tree.id()) {
-        return Ok(());
+    walk_new(repo, tree, bases, &mut |id, kind| {
+        if !seen.insert(id) {
+            return Step::Skip;
+        }
+        out.push((id, kind));
+        Step::Enter
+    })
+    .map(|_| ())
+}
+
+/// What a [`walk_new`] visitor wants next.
+pub enum Step {
+    /// Go on (into the tree just visited).
+    Enter,
+    /// Not into the tree just visited.
+    Skip,
+    /// End the walk.
+    Stop,
+}
+
+/// Visits what `tree` holds that `bases` do not hold at the same path (a
+/// base is on the server or in the same pack): `tree` itself unless a base
+/// is that very tree, then each entry that differs from every base's, into
+/// a subtree the visitor enters. A submodule's commit is not visited (it is
+/// not in this repository). True when the visitor stopped the walk.
+pub fn walk_new(
+    repo: &Repository,
+    tree: &Tree,
+    bases: &[Tree],
+    visit: &mut impl FnMut(Oid, ObjectType) -> Step,
+) -> Result<bool, git2::Error> {
+    if bases.iter().any(|b| b.id() == tree.id()) {
+        return Ok(false);
     }
-    out.push((tree.id(), ObjectType::Tree));
+    match visit(tree.id(), ObjectType::Tree) {
+        Step::Enter => {}
+        Step::Skip => return Ok(false),
+        Step::Stop => return Ok(true),
+    }
     for entry in tree.iter() {
         let at_base: Vec<git2::TreeEntry> = bases
             .iter()
@@ -100,23 +136,23 @@ fn add_tree(
         if at_base.iter().any(|b| b.id() == entry.id()) {
             continue;
         }
-        match entry.kind() {
+        let stopped = match entry.kind() {
             Some(ObjectType::Tree) => {
                 let sub_bases: Vec<Tree> = at_base
                     .iter()
                     .filter(|b| b.kind() == Some(ObjectType::Tree))
                     .filter_map(|b| repo.find_tree(b.id()).ok())
                     .collect();
-                add_tree(repo, &repo.find_tree(entry.id())?, &sub_bases, seen, out)?;
+                walk_new(repo, &repo.find_tree(entry.id())?, &sub_bases, visit)?
             }
-            Some(ObjectType::Blob) if seen.insert(entry.id()) => {
-                out.push((entry.id(), ObjectType::Blob));
-            }
-            // A submodule's commit is not in this repository.
-            _ => {}
+            Some(ObjectType::Blob) => matches!(visit(entry.id(), ObjectType::Blob), Step::Stop),
+            _ => false,
+        };
+        if stopped {
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Why writing the pack stopped: reading an object (the object database:
