@@ -4,14 +4,14 @@
 #   docker build -t commit-back:amd64 .
 # Releases are published by bitbucket-pipelines.yml for amd64 and arm64 under
 # one tag (scripts/build-image.sh); do not push this image under that tag.
-# The builder links glibc statically (crt-static) with vendored libgit2,
-# libssh2 and OpenSSL; the final image holds the binary and a CA bundle only.
+# The builder links glibc statically with vendored libgit2 and libssh2 and
+# the OpenSSL scripts/build-openssl.sh configures (scripts/build-static.sh,
+# as CI builds it); the final image holds the binary and a CA bundle only.
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN RUSTFLAGS='-C target-feature=+crt-static' \
-    cargo build --release --locked --target x86_64-unknown-linux-gnu --bin commit-back
+RUN bash scripts/build-static.sh x86_64-unknown-linux-gnu
 
 FROM debian:bookworm-slim AS certs
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where the binary's bytes go, by crate (cargo bloat's --crates, without
 # installing it): builds the release binary with its symbols
-# (profile release-symbols: the shipped build, not stripped), then sums the
+# (scripts/build-static.sh with profile release-symbols: the shipped
+# build, not stripped), then sums the
 # sizes `nm` gives each function and datum by the crate its demangled path
 # starts with; C libraries (OpenSSL, libgit2, libssh2, zlib, glibc) have no
 # crate path and are grouped by symbol prefix where one is telling.
@@ -9,9 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-20}
-target=x86_64-unknown-linux-gnu
-RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --profile release-symbols --locked --target "$target" --bin commit-back
-bin=target/$target/release-symbols/commit-back
+bin=$(bash scripts/build-static.sh x86_64-unknown-linux-gnu release-symbols)
 echo "unstripped: $(stat -c %s "$bin") bytes; text+data by origin:"
 nm -S --size-sort -C "$bin" | python3 -c '
 import sys, re, collections

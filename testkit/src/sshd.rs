@@ -22,9 +22,17 @@ pub struct KeyPair {
 }
 
 pub fn keygen(dir: &Path, name: &str) -> KeyPair {
+    keygen_with(dir, name, &["-t", "ed25519"])
+}
+
+/// A key pair of another kind: `ssh-keygen` options such as
+/// `["-t", "rsa", "-m", "PEM"]` (the PEM RSA key Pipelines mounts as id_rsa).
+pub fn keygen_with(dir: &Path, name: &str, kind: &[&str]) -> KeyPair {
     let private = dir.join(name);
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .args(["-q"])
+        .args(kind)
+        .args(["-N", "", "-C", name, "-f"])
         .arg(&private)
         .stdout(Stdio::null())
         .status()

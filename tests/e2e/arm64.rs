@@ -1,12 +1,16 @@
 //! The linux/arm64 binary (scripts/build-image.sh cross-builds it), run
 //! under `qemu-aarch64-static` (a static binary needs no binfmt
 //! registration) against the same local servers as the native one: a push
-//! lands, a refusal is explained, nothing to commit, an invalid
-//! configuration. Needs COMMIT_BACK_ARM64_BIN (scripts/test.sh sets it); in
-//! CI its absence is a failure, not a skip.
+//! lands, over HTTP, HTTPS and SSH with each kind of key (the OpenSSL
+//! scripts/build-openssl.sh trims, on its aarch64 code), a refusal is
+//! explained, nothing to commit, an invalid configuration. Needs
+//! COMMIT_BACK_ARM64_BIN (scripts/test.sh sets it); in CI its absence is a
+//! failure, not a skip.
 
 use crate::{Fixture, TOKEN, merge};
+use base64::Engine as _;
 use std::path::{Path, PathBuf};
+use testkit::sshd::{Sshd, keygen_with};
 use testkit::{PipeRun, git, run_pipe};
 
 /// A wrapper that runs the arm64 binary under qemu, or None outside CI
@@ -72,6 +76,84 @@ fn arm64_push_lands() {
     assert_eq!(git(&f.bare, &["show", "main:dist/ids.json"]), "[64]");
     git(&f.bare, &["fsck", "--strict"]);
     r.assert_secret_absent(TOKEN, &f.clone);
+}
+
+/// TLS through the trimmed OpenSSL: the certificate of OpenSSL's own
+/// server verified against SSL_CERT_FILE, the push carried over it.
+#[test]
+fn arm64_push_lands_over_https() {
+    let f = Fixture::new(Some(50));
+    let Some(bin) = arm64(f.world.path()) else {
+        return;
+    };
+    let tls = testkit::TlsFront::start(f.server.port());
+    f.write("dist/ids.json", "[65]\n");
+    let url = tls.url("ws/repo.git");
+    let certificate = tls.certificate().to_str().unwrap();
+    let r = run(
+        &f,
+        &bin,
+        &[("REMOTE_URL", &url), ("SSL_CERT_FILE", certificate)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    f.assert_landed(&r);
+    assert_eq!(r.report["remote"], url.as_str());
+    r.assert_secret_absent(TOKEN, &f.clone);
+    // The same server, no trust in its certificate: refused, not pushed.
+    f.write("dist/ids.json", "[66]\n");
+    let r = run(&f, &bin, &[("REMOTE_URL", &url)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        r.report["blockage"]["summary"],
+        "The git server's TLS certificate could not be verified."
+    );
+}
+
+/// SSH with the keys users bring: the PEM RSA key Pipelines generates (read
+/// by OpenSSL's PEM decoder), ECDSA and Ed25519, each signing libssh2's
+/// authentication on the trimmed OpenSSL.
+#[test]
+fn arm64_pushes_over_ssh_with_rsa_ecdsa_and_ed25519_keys() {
+    let f = Fixture::new(Some(50));
+    let Some(bin) = arm64(f.world.path()) else {
+        return;
+    };
+    let dir = f.world.path().join("ssh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let kinds: [(&str, &[&str]); 3] = [
+        ("rsa", &["-t", "rsa", "-b", "3072", "-m", "PEM"]),
+        ("ecdsa", &["-t", "ecdsa", "-b", "256"]),
+        ("ed25519", &["-t", "ed25519"]),
+    ];
+    let keys: Vec<_> = kinds
+        .iter()
+        .map(|(name, kind)| keygen_with(&dir, name, kind))
+        .collect();
+    let lines: Vec<String> = keys.iter().map(|k| k.public_line.clone()).collect();
+    let sshd = Sshd::start(&dir.join("sshd"), &lines);
+    let url = sshd.url(&f.bare);
+    for (i, key) in keys.iter().enumerate() {
+        let private = std::fs::read_to_string(&key.private).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&private);
+        f.write("dist/ids.json", &format!("[{i}]\n"));
+        let r = run(
+            &f,
+            &bin,
+            &[
+                ("BITBUCKET_ACCESS_TOKEN", ""),
+                ("SSH_KEY", &b64),
+                ("REMOTE_URL", &url),
+                ("KNOWN_HOSTS", &sshd.known_hosts_line),
+            ],
+        );
+        assert_eq!(r.code, 0, "{}: {}", kinds[i].0, r.stderr);
+        assert_eq!(r.report["credential"]["kind"], "ssh_key");
+        f.assert_landed(&r);
+        for line in private.lines().filter(|l| !l.starts_with("-----")) {
+            r.assert_secret_absent(line, &f.clone);
+        }
+    }
+    git(&f.bare, &["fsck", "--strict"]);
 }
 
 #[test]

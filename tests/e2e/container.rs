@@ -3,8 +3,8 @@
 //! scripts/build-image.sh); in CI its absence is a failure, not a skip.
 
 use crate::{Fixture, TOKEN};
-use testkit::sshd::{Sshd, keygen};
-use testkit::{PIPELINES_BUILD_DIR, PipeRun, docker_run_pipe, git};
+use testkit::sshd::{Sshd, keygen_with};
+use testkit::{PIPELINES_BUILD_DIR, PipeRun, docker_run_pipe, docker_run_pipe_with, git};
 
 fn image() -> Option<String> {
     match std::env::var("COMMIT_BACK_IMAGE") {
@@ -124,7 +124,13 @@ fn container_ssh_with_the_mounted_pipeline_key_and_known_hosts() {
     let f = Fixture::new(Some(50));
     let keys = f.world.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let key = keygen(&keys, "pipeline_key");
+    // What Pipelines generates: an RSA key in PEM form, read by OpenSSL's
+    // PEM decoder (the image's OpenSSL is trimmed: scripts/build-openssl.sh).
+    let key = keygen_with(
+        &keys,
+        "pipeline_key",
+        &["-t", "rsa", "-b", "3072", "-m", "PEM"],
+    );
     let sshd = Sshd::start(
         &f.world.path().join("sshd"),
         std::slice::from_ref(&key.public_line),
@@ -150,6 +156,31 @@ fn container_ssh_with_the_mounted_pipeline_key_and_known_hosts() {
     for line in private.lines().filter(|l| !l.starts_with("-----")) {
         r.assert_secret_absent(line, &f.clone);
     }
+}
+
+/// HTTPS from the image: TLS on the image's trimmed OpenSSL, the server's
+/// certificate verified against a CA file mounted as a company CA would be
+/// (SSL_CERT_FILE overrides the image's bundle).
+#[test]
+fn container_push_lands_over_https_with_a_mounted_ca() {
+    let Some(image) = image() else { return };
+    let f = Fixture::new(Some(50));
+    let tls = testkit::TlsFront::start(f.server.port());
+    let ca_dir = f.world.path().join("ca");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    std::fs::copy(tls.certificate(), ca_dir.join("company-ca.pem")).unwrap();
+    f.write("dist/ids.json", "[10]\n");
+    chown_foreign(&f.clone);
+    let url = tls.url("ws/repo.git");
+    let mut env = pipelines_env(&url);
+    env.push(("BITBUCKET_ACCESS_TOKEN", TOKEN));
+    env.push(("SSL_CERT_FILE", "/ca/company-ca.pem"));
+    let mount = format!("{}:/ca:ro", ca_dir.display());
+    let r = docker_run_pipe_with(&image, &f.clone, None, &env, &["-v", &mount]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.status(), "pushed");
+    f.assert_landed(&r);
+    r.assert_secret_absent(TOKEN, &f.clone);
 }
 
 #[test]
