@@ -117,7 +117,8 @@ pub struct Commit {
     pub sha: String,
     pub parent: Option<String>,
     pub message: String,
-    pub files: Vec<String>,
+    /// The artifact commit's own list, shared.
+    pub files: std::sync::Arc<[String]>,
     /// How the commit (and the tag) is signed; null when unsigned.
     pub signature: Option<Signature>,
 }

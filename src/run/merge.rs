@@ -127,7 +127,7 @@ impl Pusher<'_> {
                                 oid: rebased,
                                 parent: Some(tip),
                                 message: commit.message.clone(),
-                                files,
+                                files: files.into(),
                             });
                         }
                     }

@@ -507,7 +507,7 @@ impl Pusher<'_> {
                     oid: new,
                     parent: p.tip,
                     message: p.current.message.clone(),
-                    files,
+                    files: files.into(),
                 };
                 self.set_commit(&p.current);
                 self.make_tag(new)?;

@@ -53,7 +53,7 @@ impl Pusher<'_> {
             oid,
             parent,
             message: self.sent[0].message.clone(),
-            files: self.repo.files_between(parent, oid)?,
+            files: self.repo.files_between(parent, oid)?.into(),
         }))
     }
 
