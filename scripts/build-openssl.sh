@@ -29,10 +29,13 @@
 # the build machine. Built once per configuration (a stamp of this script and the source).
 # Usage: scripts/build-openssl.sh <rust target>   (x86_64- or aarch64-unknown-linux-gnu)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
 target=${1:?usage: scripts/build-openssl.sh <rust target>}
 case $target in
-  x86_64-unknown-linux-gnu) os=linux-x86_64 cc=gcc ar=ar ranlib=ranlib ;;
+  x86_64-unknown-linux-gnu)
+    [ "$(uname -m)" = x86_64 ] || { echo "build-openssl.sh: $target is built natively on an x86_64 host" >&2; exit 2; }
+    os=linux-x86_64 cc=gcc ar=ar ranlib=ranlib ;;
   aarch64-unknown-linux-gnu) os=linux-aarch64 cc=aarch64-linux-gnu-gcc ar=aarch64-linux-gnu-ar ranlib=aarch64-linux-gnu-ranlib ;;
   *) echo "build-openssl.sh: no configuration for $target" >&2; exit 2 ;;
 esac
@@ -56,9 +59,12 @@ options=(
 )
 cflags=(-Os -ffunction-sections -fdata-sections -fPIC -fno-asynchronous-unwind-tables -fno-unwind-tables)
 
-out=target/openssl/$target
-stamp=$( { cat "$0"; echo "$src"; } | sha256sum | cut -c1-16)
-if [ -f "$out/install/lib/libcrypto.a" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$stamp" ]; then
+# The stamp names the directory: a new configuration is a new OPENSSL_DIR,
+# which makes cargo rebuild openssl-sys and libssh2-sys against it (they
+# would keep the old library if only the files behind the same path changed).
+stamp=$( { cat "$self"; echo "$src"; } | sha256sum | cut -c1-16)
+out=target/openssl/$target-$stamp
+if [ -f "$out/stamp" ] && [ -f "$out/install/lib/libcrypto.a" ]; then
   echo "$PWD/$out/install"
   exit 0
 fi
@@ -70,6 +76,8 @@ grep -q '^if (\$avx512vaes>0) { #<<<$' "$gen" || { echo "build-openssl.sh: $gen 
 sed -i 's/^if (\$avx512vaes>0) { #<<<$/$avx512vaes = 0; # commit-back: the stubs, not the 674 KB path\n&/' "$gen"
 (
   cd "$out/src"
+  # Configure reads these from the environment too: only the options above count.
+  unset CFLAGS CPPFLAGS LDFLAGS CROSS_COMPILE
   CC=$cc AR=$ar RANLIB=$ranlib perl ./Configure "$os" --prefix="$PWD/../install" --openssldir=/etc/ssl --libdir=lib \
     "${options[@]}" "${cflags[@]}" >../configure.log 2>&1 ||
     { cat ../configure.log >&2; exit 1; }

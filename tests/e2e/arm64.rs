@@ -101,8 +101,14 @@ fn arm64_push_lands_over_https() {
     r.assert_secret_absent(TOKEN, &f.clone);
     // The same server, no trust in its certificate: refused, not pushed.
     f.write("dist/ids.json", "[66]\n");
+    let before = f.upstream_tip();
     let r = run(&f, &bin, &[("REMOTE_URL", &url)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        f.upstream_tip(),
+        before,
+        "nothing reaches an untrusted server"
+    );
     assert_eq!(
         r.report["blockage"]["summary"],
         "The git server's TLS certificate could not be verified."

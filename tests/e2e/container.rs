@@ -124,37 +124,42 @@ fn container_ssh_with_the_mounted_pipeline_key_and_known_hosts() {
     let f = Fixture::new(Some(50));
     let keys = f.world.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
-    // What Pipelines generates: an RSA key in PEM form, read by OpenSSL's
-    // PEM decoder (the image's OpenSSL is trimmed: scripts/build-openssl.sh).
-    let key = keygen_with(
-        &keys,
-        "pipeline_key",
-        &["-t", "rsa", "-b", "3072", "-m", "PEM"],
-    );
-    let sshd = Sshd::start(
-        &f.world.path().join("sshd"),
-        std::slice::from_ref(&key.public_line),
-    );
-    // The directory Pipelines mounts read-only: id_rsa, id_rsa_tmp, known_hosts.
-    let ssh_dir = f.world.path().join("agent-ssh");
-    std::fs::create_dir_all(&ssh_dir).unwrap();
-    std::fs::copy(&key.private, ssh_dir.join("id_rsa")).unwrap();
-    std::fs::copy(&key.private, ssh_dir.join("id_rsa_tmp")).unwrap();
-    std::fs::write(
-        ssh_dir.join("known_hosts"),
-        format!("{}\n", sshd.known_hosts_line),
-    )
-    .unwrap();
-    f.write("dist/ids.json", "[9]\n");
-    chown_foreign(&f.clone);
+    // What Pipelines generates first: an RSA key in PEM form, read by
+    // OpenSSL's PEM decoder; then ECDSA and Ed25519 keys in OpenSSH form
+    // (the image's OpenSSL is trimmed: scripts/build-openssl.sh).
+    let kinds: [(&str, &[&str]); 3] = [
+        ("rsa", &["-t", "rsa", "-b", "3072", "-m", "PEM"]),
+        ("ecdsa", &["-t", "ecdsa", "-b", "256"]),
+        ("ed25519", &["-t", "ed25519"]),
+    ];
+    let pairs: Vec<_> = kinds
+        .iter()
+        .map(|(name, kind)| keygen_with(&keys, name, kind))
+        .collect();
+    let lines: Vec<String> = pairs.iter().map(|k| k.public_line.clone()).collect();
+    let sshd = Sshd::start(&f.world.path().join("sshd"), &lines);
     let remote = sshd.url(&f.bare);
-    let r = run(&f, &image, &remote, &[("AUTH", "ssh")], Some(&ssh_dir));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.report["credential"]["kind"], "ssh_key");
-    f.assert_landed(&r);
-    let private = std::fs::read_to_string(&key.private).unwrap();
-    for line in private.lines().filter(|l| !l.starts_with("-----")) {
-        r.assert_secret_absent(line, &f.clone);
+    for (i, key) in pairs.iter().enumerate() {
+        // The directory Pipelines mounts read-only: id_rsa, id_rsa_tmp, known_hosts.
+        let ssh_dir = f.world.path().join(format!("agent-ssh-{i}"));
+        std::fs::create_dir_all(&ssh_dir).unwrap();
+        std::fs::copy(&key.private, ssh_dir.join("id_rsa")).unwrap();
+        std::fs::copy(&key.private, ssh_dir.join("id_rsa_tmp")).unwrap();
+        std::fs::write(
+            ssh_dir.join("known_hosts"),
+            format!("{}\n", sshd.known_hosts_line),
+        )
+        .unwrap();
+        f.write("dist/ids.json", &format!("[9, {i}]\n"));
+        chown_foreign(&f.clone);
+        let r = run(&f, &image, &remote, &[("AUTH", "ssh")], Some(&ssh_dir));
+        assert_eq!(r.code, 0, "{}: {}", kinds[i].0, r.stderr);
+        assert_eq!(r.report["credential"]["kind"], "ssh_key");
+        f.assert_landed(&r);
+        let private = std::fs::read_to_string(&key.private).unwrap();
+        for line in private.lines().filter(|l| !l.starts_with("-----")) {
+            r.assert_secret_absent(line, &f.clone);
+        }
     }
 }
 
