@@ -14,7 +14,7 @@ pub mod ssh;
 mod stage;
 
 use anyhow::{Context as _, Result};
-use git2::{IndexAddOption, Repository, Signature};
+use git2::{Repository, Signature};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,7 +48,7 @@ pub struct Repo {
     workdir: PathBuf,
     /// The index as `git add` left it for the artifact commit: written to
     /// `.git/index` only once the push is accepted ([`Repo::adopt`]).
-    staged: std::cell::RefCell<Option<git2::Index>>,
+    staged: std::cell::RefCell<Option<(git2::Index, stage::PlainEntries)>>,
     /// How long the last `commit_artifacts` took (for the report).
     times: std::cell::Cell<CommitTimes>,
 }
@@ -270,10 +270,10 @@ impl Repo {
         }
         let mut stager = stage::Stager::new(repo, &index, mode == WriteMode::Disk);
         let workdir = &self.workdir;
-        // add_all lists what changed (deletions included); every path is
-        // only recorded here (skipped for add_all), and staged by `stage`
-        // once none was refused: a refused run writes nothing.
-        let mut pick = |path: &Path, _: &[u8]| -> i32 {
+        // What `add_all` would stage (deletions included); every path is
+        // only recorded here, and staged by `stage` once none was refused:
+        // a refused run writes nothing.
+        stage::for_each_changed_path(repo, &index, req.specs, req.include_ignored, |path| {
             let p = path.to_string_lossy();
             let never = NEVER_STAGED
                 .iter()
@@ -281,20 +281,13 @@ impl Repo {
             if !never {
                 stager.pick(repo, workdir, path);
             }
-            1
-        };
-        let mut flags = IndexAddOption::DEFAULT;
-        if req.include_ignored {
-            flags |= IndexAddOption::FORCE;
-        }
-        index
-            .add_all(req.specs.iter(), flags, Some(&mut pick))
-            .context("staging FILES")?;
+        })
+        .context("staging FILES")?;
         let refusals = stager.take_refusals();
         if !refusals.is_empty() {
             return Ok(CommitOutcome::Unstageable(refusals));
         }
-        stager.stage(repo, &mut index).context("staging FILES")?;
+        let plain = stager.stage(repo, &mut index).context("staging FILES")?;
         let staged_at = started.elapsed();
         let tree_oid = index.write_tree().context("writing the tree")?;
         let tree = repo.find_tree(tree_oid)?;
@@ -332,7 +325,7 @@ impl Repo {
             // measured on 2026-12-03 to gain nothing now that this index is
             // held through the push: 10,000 files 20.5 MB without, 20.7 MB
             // with; both were removed.)
-            *self.staged.borrow_mut() = Some(index);
+            *self.staged.borrow_mut() = Some((index, plain));
         }
         Ok(CommitOutcome::Created(ArtifactCommit {
             oid,
@@ -374,13 +367,13 @@ impl Repo {
     }
 
     fn adopt_unguarded(&self, artifact: Oid, landed: Oid) -> Result<()> {
-        if let Some(mut index) = self.staged.borrow_mut().take() {
+        if let Some((mut index, plain)) = self.staged.borrow_mut().take() {
             // Owned by the repository again before it is written: libgit2
             // then smudges the entries it finds racily clean.
             self.inner
                 .set_index(&mut index)
                 .context("writing the index")?;
-            self.smudge_racily_clean(&mut index)
+            self.smudge_racily_clean(&mut index, &plain)
                 .context("writing the index")?;
             index.write().context("writing the index")?;
         }
@@ -407,7 +400,17 @@ impl Repo {
     /// git trust stale stat data. So every entry racy by the second whose
     /// file differs from it gets size 0 here, which makes git compare contents
     /// (what git's own ce_smudge_racily_clean_entry does).
-    fn smudge_racily_clean(&self, index: &mut git2::Index) -> Result<()> {
+    ///
+    /// The entries staged from plain files (`plain`) are compared with
+    /// their files here, byte for byte; only the others go through
+    /// libgit2's diff, whose filter and attribute lookups per file were a
+    /// third of a 10,000-file run when every new file was racy (as it is
+    /// when the build writes it in the second of the checkout).
+    fn smudge_racily_clean(
+        &self,
+        index: &mut git2::Index,
+        plain: &stage::PlainEntries,
+    ) -> Result<()> {
         let Some(written) = std::fs::metadata(self.inner.path().join("index"))
             .and_then(|m| m.modified())
             .ok()
@@ -415,26 +418,42 @@ impl Repo {
         else {
             return Ok(());
         };
-        let racy: std::collections::HashSet<Vec<u8>> = index
-            .iter()
-            .filter(|e| {
-                e.mode != 0o160000 && i64::from(e.mtime.seconds()) >= written.as_secs() as i64
-            })
-            .map(|e| e.path)
-            .collect();
-        if racy.is_empty() {
-            return Ok(());
-        }
-        let mut opts = git2::DiffOptions::new();
-        opts.include_typechange(true).ignore_submodules(true);
-        let diff = self
+        let trust_executable_bit = self
             .inner
-            .diff_index_to_workdir(Some(index), Some(&mut opts))?;
-        let changed: Vec<Vec<u8>> = diff
-            .deltas()
-            .filter_map(|d| d.old_file().path_bytes().map(<[u8]>::to_vec))
-            .filter(|p| racy.contains(p))
-            .collect();
+            .config()
+            .and_then(|c| c.get_bool("core.fileMode"))
+            .unwrap_or(true);
+        let mut changed: Vec<Vec<u8>> = Vec::new();
+        let mut racy: std::collections::HashSet<Vec<u8>> = Default::default();
+        for (position, e) in index.iter().enumerate() {
+            if e.mode == 0o160000 || i64::from(e.mtime.seconds()) < written.as_secs() as i64 {
+                continue;
+            }
+            if !plain.contains(position) {
+                racy.insert(e.path);
+            } else if !stage::unchanged_plain_file(&self.workdir, &e, trust_executable_bit) {
+                changed.push(e.path);
+            }
+        }
+        if !racy.is_empty() {
+            // Only the racy paths: a literal path list, which libgit2's
+            // iterators look up by binary search.
+            let mut opts = git2::DiffOptions::new();
+            opts.include_typechange(true)
+                .ignore_submodules(true)
+                .disable_pathspec_match(true);
+            for path in &racy {
+                opts.pathspec(std::ffi::CString::new(path.as_slice())?);
+            }
+            let diff = self
+                .inner
+                .diff_index_to_workdir(Some(index), Some(&mut opts))?;
+            changed.extend(
+                diff.deltas()
+                    .filter_map(|d| d.old_file().path_bytes().map(<[u8]>::to_vec))
+                    .filter(|p| racy.contains(p)),
+            );
+        }
         for path in changed {
             use std::os::unix::ffi::OsStrExt as _;
             let path = Path::new(std::ffi::OsStr::from_bytes(&path));
