@@ -366,7 +366,10 @@ fn main() {
         }
     }
 
-    // The floor: a run that finds nothing to commit (no network at all).
+    // The floor: a run that finds nothing to commit (no network at all),
+    // in a clone of the upstream as it was before the cases pushed to it
+    // (not of what the last case left, which may hold 100,000 files).
+    testkit::git(&bare, &["update-ref", "refs/heads/main", &base]);
     let clone = world.pipelines_clone(&bare, "floor", "main", Some(50), &url);
     let floor: Vec<f64> = (0..runs.max(10))
         .map(|_| {
