@@ -70,6 +70,10 @@ const SPARSE_INDEX: &str = "the checkout uses a sparse index (index.sparse=true)
 /// (BENCHMARKS.md). The diff and the pathspec match here are the ones
 /// `add_all` makes (libgit2's index.c, `index_apply_to_wd_diff` and
 /// `apply_each_file`); the parity suite holds the result to `git add`.
+/// One difference, on purpose: a patch that libgit2 cannot build (an
+/// unreadable attribute file, a bad `diff.*.xfuncname`) no longer ends the
+/// run here; `git add` does not read diff drivers either, and a file that
+/// cannot be read still fails where it is staged.
 pub(super) fn for_each_changed_path(
     repo: &Repository,
     index: &Index,
@@ -404,7 +408,8 @@ pub(super) fn unchanged_plain_file(
     let Ok(meta) = path.symlink_metadata() else {
         return false;
     };
-    let executable = meta.mode() & 0o111 != 0;
+    // The owner's bit, as git and libgit2 read it (`canonical_mode`).
+    let executable = meta.mode() & 0o100 != 0;
     if !meta.file_type().is_file()
         || meta.len() as u32 != entry.file_size
         || (trust_executable_bit && executable != (entry.mode == 0o100755))
