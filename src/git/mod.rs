@@ -368,8 +368,12 @@ impl Repo {
 
     fn adopt_unguarded(&self, artifact: Oid, landed: Oid) -> Result<()> {
         if let Some((mut index, plain)) = self.staged.borrow_mut().take() {
-            // Owned by the repository again before it is written: libgit2
-            // then smudges the entries it finds racily clean.
+            // The repository's index again (a checkout of `landed` below
+            // updates this one). It is usually the very object the
+            // repository cached, and libgit2's `set_index` then leaves it
+            // without an owner, so libgit2's own racy smudge (by the
+            // nanosecond) does not run when it is written: the one below,
+            // by the second as git does, is what protects racy entries.
             self.inner
                 .set_index(&mut index)
                 .context("writing the index")?;
