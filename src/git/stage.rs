@@ -419,15 +419,28 @@ pub(super) fn unchanged_plain_file(
     let Ok(mut file) = File::open(&path) else {
         return false;
     };
-    let mut id = Sha1::new();
-    id.update(format!("blob {}\0", meta.len()));
-    let mut read = 0u64;
     let mut buf = vec![0u8; IO_BUFFER.min(meta.len() as usize + 1)];
-    let complete = for_each_chunk(&mut file, &mut buf, |chunk| {
+    blob_id(&mut file, meta.len(), &mut buf, |_| {}).is_ok_and(|id| id == Some(entry.id))
+}
+
+/// The blob id of `file`'s bytes, `size` long as its stat said; `None` when
+/// it read back another length (it changed meanwhile). `read` is told each
+/// piece's length.
+fn blob_id(
+    file: &mut File,
+    size: u64,
+    buf: &mut [u8],
+    mut read: impl FnMut(u64),
+) -> std::io::Result<Option<Oid>> {
+    let mut id = Sha1::new();
+    id.update(format!("blob {size}\0"));
+    let mut total = 0u64;
+    for_each_chunk(file, buf, |chunk| {
         id.update(chunk);
-        read += chunk.len() as u64;
-    });
-    complete.is_ok() && read == meta.len() && id.finalize().as_slice() == entry.id.as_bytes()
+        total += chunk.len() as u64;
+        read(chunk.len() as u64);
+    })?;
+    Ok((total == size).then(|| Oid::from_bytes(&id.finalize()).expect("SHA-1 is 20 bytes")))
 }
 
 /// An untracked directory that is a repository of its own: `git add` stages
@@ -927,20 +940,13 @@ fn hash_files(workdir: &Path, files: &[String], meter: &Meter) -> Result<Vec<Pac
             let mut file =
                 File::open(workdir.join(path)).with_context(|| format!("reading {path}"))?;
             let meta = file.metadata().with_context(|| format!("reading {path}"))?;
-            let mut id = Sha1::new();
-            id.update(format!("blob {}\0", meta.len()));
-            let mut read = 0u64;
-            for_each_chunk(&mut file, &mut buf, |chunk| {
-                id.update(chunk);
-                read += chunk.len() as u64;
-                meter.add(chunk.len() as u64);
-            })
-            .with_context(|| format!("reading {path}"))?;
-            if read != meta.len() {
+            let id = blob_id(&mut file, meta.len(), &mut buf, |n| meter.add(n))
+                .with_context(|| format!("reading {path}"))?;
+            let Some(id) = id else {
                 bail!("{path} changed while it was being staged");
-            }
+            };
             Ok(PackedBlob {
-                id: Oid::from_bytes(&id.finalize()).expect("SHA-1 is 20 bytes"),
+                id,
                 stat: Stat::of(&meta),
             })
         })
