@@ -25,6 +25,24 @@ pub fn keygen(dir: &Path, name: &str) -> KeyPair {
     keygen_with(dir, name, &["-t", "ed25519"])
 }
 
+/// The kinds of key users bring, each `ssh-keygen` options by name: the
+/// PEM RSA key Pipelines generates (read by OpenSSL's PEM decoder), then
+/// ECDSA and Ed25519 in OpenSSH form.
+pub const USER_KEY_KINDS: [(&str, &[&str]); 3] = [
+    ("rsa", &["-t", "rsa", "-b", "3072", "-m", "PEM"]),
+    ("ecdsa", &["-t", "ecdsa", "-b", "256"]),
+    ("ed25519", &["-t", "ed25519"]),
+];
+
+/// One key pair of each of [`USER_KEY_KINDS`] in `dir`, in that order,
+/// each named after its kind.
+pub fn keygen_user_kinds(dir: &Path) -> Vec<KeyPair> {
+    USER_KEY_KINDS
+        .iter()
+        .map(|(name, kind)| keygen_with(dir, name, kind))
+        .collect()
+}
+
 /// A key pair of another kind: `ssh-keygen` options such as
 /// `["-t", "rsa", "-m", "PEM"]` (the PEM RSA key Pipelines mounts as id_rsa).
 pub fn keygen_with(dir: &Path, name: &str, kind: &[&str]) -> KeyPair {

@@ -10,7 +10,7 @@
 use crate::{Fixture, TOKEN, merge};
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
-use testkit::sshd::{Sshd, keygen_with};
+use testkit::sshd::{Sshd, USER_KEY_KINDS, keygen_user_kinds};
 use testkit::{PipeRun, git, run_pipe};
 
 /// A wrapper that runs the arm64 binary under qemu, or None outside CI
@@ -126,15 +126,7 @@ fn arm64_pushes_over_ssh_with_rsa_ecdsa_and_ed25519_keys() {
     };
     let dir = f.world.path().join("ssh");
     std::fs::create_dir_all(&dir).unwrap();
-    let kinds: [(&str, &[&str]); 3] = [
-        ("rsa", &["-t", "rsa", "-b", "3072", "-m", "PEM"]),
-        ("ecdsa", &["-t", "ecdsa", "-b", "256"]),
-        ("ed25519", &["-t", "ed25519"]),
-    ];
-    let keys: Vec<_> = kinds
-        .iter()
-        .map(|(name, kind)| keygen_with(&dir, name, kind))
-        .collect();
+    let keys = keygen_user_kinds(&dir);
     let lines: Vec<String> = keys.iter().map(|k| k.public_line.clone()).collect();
     let sshd = Sshd::start(&dir.join("sshd"), &lines);
     let url = sshd.url(&f.bare);
@@ -152,7 +144,7 @@ fn arm64_pushes_over_ssh_with_rsa_ecdsa_and_ed25519_keys() {
                 ("KNOWN_HOSTS", &sshd.known_hosts_line),
             ],
         );
-        assert_eq!(r.code, 0, "{}: {}", kinds[i].0, r.stderr);
+        assert_eq!(r.code, 0, "{}: {}", USER_KEY_KINDS[i].0, r.stderr);
         assert_eq!(r.report["credential"]["kind"], "ssh_key");
         f.assert_landed(&r);
         for line in private.lines().filter(|l| !l.starts_with("-----")) {

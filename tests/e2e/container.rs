@@ -3,7 +3,7 @@
 //! scripts/build-image.sh); in CI its absence is a failure, not a skip.
 
 use crate::{Fixture, TOKEN};
-use testkit::sshd::{Sshd, keygen_with};
+use testkit::sshd::{Sshd, USER_KEY_KINDS, keygen_user_kinds};
 use testkit::{PIPELINES_BUILD_DIR, PipeRun, docker_run_pipe, docker_run_pipe_with, git};
 
 fn image() -> Option<String> {
@@ -127,15 +127,7 @@ fn container_ssh_with_the_mounted_pipeline_key_and_known_hosts() {
     // What Pipelines generates first: an RSA key in PEM form, read by
     // OpenSSL's PEM decoder; then ECDSA and Ed25519 keys in OpenSSH form
     // (the image's OpenSSL is trimmed: scripts/build-openssl.sh).
-    let kinds: [(&str, &[&str]); 3] = [
-        ("rsa", &["-t", "rsa", "-b", "3072", "-m", "PEM"]),
-        ("ecdsa", &["-t", "ecdsa", "-b", "256"]),
-        ("ed25519", &["-t", "ed25519"]),
-    ];
-    let pairs: Vec<_> = kinds
-        .iter()
-        .map(|(name, kind)| keygen_with(&keys, name, kind))
-        .collect();
+    let pairs = keygen_user_kinds(&keys);
     let lines: Vec<String> = pairs.iter().map(|k| k.public_line.clone()).collect();
     let sshd = Sshd::start(&f.world.path().join("sshd"), &lines);
     let remote = sshd.url(&f.bare);
@@ -153,7 +145,7 @@ fn container_ssh_with_the_mounted_pipeline_key_and_known_hosts() {
         f.write("dist/ids.json", &format!("[9, {i}]\n"));
         chown_foreign(&f.clone);
         let r = run(&f, &image, &remote, &[("AUTH", "ssh")], Some(&ssh_dir));
-        assert_eq!(r.code, 0, "{}: {}", kinds[i].0, r.stderr);
+        assert_eq!(r.code, 0, "{}: {}", USER_KEY_KINDS[i].0, r.stderr);
         assert_eq!(r.report["credential"]["kind"], "ssh_key");
         f.assert_landed(&r);
         let private = std::fs::read_to_string(&key.private).unwrap();
