@@ -83,9 +83,10 @@ impl Endpoint {
     /// deletes) in one request; `force` marks the refs that may be moved
     /// (never a tag the run did not create).
     pub fn push(&self, repo: &Repo, updates: &[(Oid, String, bool)]) -> Pushed {
-        // libgit2's pack builder holds every object whole, twice: large
-        // files go in a pack written and streamed by git/sendpack.rs.
-        if self.transport == Transport::Http && sendpack::carries_large_blob(repo.raw(), updates) {
+        // libgit2's pack builder holds every object whole, twice, and a
+        // list that grows with their number: large files and many files go
+        // in a pack written and streamed by git/sendpack.rs.
+        if self.transport == Transport::Http && sendpack::should_stream(repo.raw(), updates) {
             let operation = http::begin();
             let (result, session) = sendpack::push(&self.url, repo.raw(), updates);
             return self.conclude(updates, result, session, operation);

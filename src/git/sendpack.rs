@@ -3,9 +3,14 @@
 //!
 //! libgit2's pack builder reads every object whole and compresses it into a
 //! second buffer: one 200 MB file peaked at over 400 MB, and a 2 GiB file
-//! could not be pushed within Pipelines' 1 GB docker-service limit. A push
+//! could not be pushed within Pipelines' 1 GB docker-service limit. Its
+//! object list and delta search also grow with the number of objects
+//! (16 MB for 100,000 small files, beside the threads' own heaps). A push
 //! over HTTP(S) whose new commits carry a blob of [`STREAM_FROM`] bytes or
-//! more takes this path ([`carries_large_blob`]). The ref advertisement and
+//! more, or [`STREAM_OBJECTS_FROM`] objects or more, takes this path
+//! ([`should_stream`]). What it gives up is the delta search between the
+//! new objects (libgit2 sends no thin packs, so deltas against what the
+//! server holds were never sent either). The ref advertisement and
 //! the request go through the very stream libgit2 is given ([`http::open`]):
 //! the same credential, proxy, silence bound, redirect and recorded refusal.
 //! The protocol is git's send-pack (report-status, side-band-64k, atomic
@@ -32,13 +37,19 @@ use std::io::{Read, Write};
 /// is small and its delta search may send less.
 pub const STREAM_FROM: u64 = 1024 * 1024;
 
+/// Pushes of this many new trees and blobs or more are streamed: below it,
+/// libgit2's object list is a few hundred kilobytes.
+pub const STREAM_OBJECTS_FROM: usize = 1000;
+
 /// Commits looked at to decide ([`carries_large_blob`]); a push of more
 /// new commits than this is not the artifact push this path is for.
 const COMMITS_LOOKED_AT: usize = 100;
 
 /// Whether the commits behind `updates` that the remote-tracking refs do
-/// not already hold add or change a blob of [`STREAM_FROM`] bytes or more.
-pub fn carries_large_blob(repo: &Repository, updates: &[(Oid, String, bool)]) -> bool {
+/// not already hold add or change a blob of [`STREAM_FROM`] bytes or more,
+/// or [`STREAM_OBJECTS_FROM`] trees and blobs or more (counted at each
+/// path they are new at; the walk stops at the limit).
+pub fn should_stream(repo: &Repository, updates: &[(Oid, String, bool)]) -> bool {
     let Ok(mut walk) = repo.revwalk() else {
         return false;
     };
@@ -58,6 +69,7 @@ pub fn carries_large_blob(repo: &Repository, updates: &[(Oid, String, bool)]) ->
     let Ok(odb) = repo.odb() else {
         return false;
     };
+    let mut objects = 0;
     for id in walk.take(COMMITS_LOOKED_AT).flatten() {
         let Ok(commit) = repo.find_commit(id) else {
             continue;
@@ -67,18 +79,19 @@ pub fn carries_large_blob(repo: &Repository, updates: &[(Oid, String, bool)]) ->
         };
         // Against the first parent: what the commit adds to the branch.
         let parent = commit.parent(0).ok().and_then(|p| p.tree().ok());
-        let large = pack::walk_new(repo, &tree, parent.as_slice(), &mut |id, kind| {
+        let stream = pack::walk_new(repo, &tree, parent.as_slice(), &mut |id, kind| {
+            objects += 1;
             let is_large = kind == git2::ObjectType::Blob
                 && odb
                     .read_header(id)
                     .is_ok_and(|(size, _)| size as u64 >= STREAM_FROM);
-            if is_large {
+            if is_large || objects >= STREAM_OBJECTS_FROM {
                 pack::Step::Stop
             } else {
                 pack::Step::Enter
             }
         });
-        if large.unwrap_or(false) {
+        if stream.unwrap_or(false) {
             return true;
         }
     }

@@ -117,6 +117,36 @@ fn large_files_stream_their_pack_and_land_as_git_commits_them() {
 }
 
 #[test]
+fn many_small_files_stream_their_pack_and_land_as_git_commits_them() {
+    // 1,200 files in 30 directories (1,231 new trees and blobs), some
+    // with the same content, one empty, one executable, one modified.
+    let f = Fixture::new(Some(50));
+    let change = |dir: &Path| {
+        for i in 0..1200 {
+            let text = match i % 7 {
+                0 => "same for every seventh\n".to_owned(),
+                _ => format!("{{\"id\": {i}}}\n"),
+            };
+            write_file(dir, &format!("gen/{:02}/{i}.json", i % 30), &text);
+        }
+        write_file(dir, "gen/empty", "");
+        let tool = dir.join("gen/tool.sh");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("history/1.txt"), "changed\n").unwrap();
+    };
+    let expected = tree_by_git(&f, "twin", change);
+    change(&f.clone);
+    let run = f.run(&[]);
+    assert_eq!(run.status(), "pushed", "{}\n{}", run.stderr, run.stdout);
+    assert!(streamed(&run), "{}", run.stdout);
+    assert_eq!(git(&f.bare, &["rev-parse", "main^{tree}"]), expected);
+    git(&f.bare, &["fsck", "--strict", "--no-dangling"]);
+    assert_eq!(crate::status(&f.clone), "");
+}
+
+#[test]
 fn a_small_push_stays_with_libgit2() {
     let f = Fixture::new(Some(50));
     f.write("dist/ids.json", "[1]\n");

@@ -123,6 +123,9 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    // `--tools commit-back` measures commit-back alone (ratios are then
+    // against itself): for profiling, where git's runs only cost time.
+    let tools: Option<String> = arg("--tools");
     let runs: usize = arg("--runs").and_then(|v| v.parse().ok()).unwrap_or(5);
     let default_cases = arg("--files").is_none();
     let cases: Vec<Case> = arg("--files")
@@ -213,6 +216,9 @@ fn main() {
             (GIT_QUIET, vec![]),
             ("git CLI, default", vec![]),
         ];
+        if let Some(only) = &tools {
+            results.retain(|(tool, _)| only.split(',').any(|t| tool.starts_with(t.trim())));
+        }
         for _ in 0..runs {
             for (tool, samples) in results.iter_mut() {
                 n_clone += 1;
@@ -307,7 +313,11 @@ fn main() {
                 median(s.iter().map(|x| x.sent as f64 / 1e6).collect()),
             ]
         };
-        let baseline = med(&results[1].1);
+        let baseline = med(&results
+            .iter()
+            .find(|(tool, _)| *tool == GIT_QUIET)
+            .unwrap_or(&results[0])
+            .1);
         let name = case.name();
         for (tool, samples) in &results {
             let m = med(samples);
