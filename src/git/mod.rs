@@ -11,10 +11,14 @@ pub mod recovery;
 pub mod remote;
 mod sendpack;
 pub mod ssh;
+mod parked_index;
+mod path_list;
 mod stage;
 
 use anyhow::{Context as _, Result};
 use git2::{Repository, Signature};
+use parked_index::ParkedIndex;
+pub use path_list::PathList;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -41,14 +45,22 @@ pub trait Sign {
     fn sign(&self, payload: &[u8]) -> Result<String>;
 }
 
+/// The staged index until the push is accepted.
+enum Staged {
+    Parked(ParkedIndex),
+    /// Where it could not be written aside.
+    Held(git2::Index),
+}
+
 pub struct Repo {
     inner: Repository,
     /// Signs every commit and tag this run writes (SIGNING_KEY, SIGN).
     signer: Option<std::sync::Arc<dyn Sign>>,
     workdir: PathBuf,
-    /// The index as `git add` left it for the artifact commit: written to
-    /// `.git/index` only once the push is accepted ([`Repo::adopt`]).
-    staged: std::cell::RefCell<Option<(git2::Index, stage::PlainEntries)>>,
+    /// The index as `git add` left it for the artifact commit, parked in a
+    /// file of its own: `.git/index` only once the push is accepted
+    /// ([`Repo::adopt`]).
+    staged: std::cell::RefCell<Option<(Staged, stage::PlainEntries)>>,
     /// How long the last `commit_artifacts` took (for the report).
     times: std::cell::Cell<CommitTimes>,
 }
@@ -89,8 +101,9 @@ pub struct ArtifactCommit {
     pub message: String,
     /// The paths it adds, changes or deletes. Shared, not copied: the run
     /// keeps this commit in several places (the attempt, each one sent,
-    /// the report), and with 100,000 files each copy was 5 MB.
-    pub files: Arc<[String]>,
+    /// the report), and with 100,000 files each copy was 5 MB (a
+    /// [`PathList`] of them, 3.7 MB).
+    pub files: Arc<PathList>,
 }
 
 /// How long `commit_artifacts` took, in its two parts.
@@ -304,6 +317,13 @@ impl Repo {
         if parent_tree.as_ref().map(|t| t.id()) == Some(tree_oid) && !req.keep_unchanged {
             return Ok(CommitOutcome::NothingToCommit);
         }
+        // Kept for `adopt`, on disk: not held through the push (nor beside
+        // the list of files). Held when it cannot be written aside: the
+        // push matters more.
+        let staged = (mode == WriteMode::Disk).then(|| match ParkedIndex::park(repo, &mut index) {
+            Ok(parked) => Staged::Parked(parked),
+            Err(_) => Staged::Held(index),
+        });
         let files = changed_files(repo, parent_tree.as_ref(), &tree)?;
         let message = format!(
             "{}\n\n{TRAILER}: {}\n",
@@ -319,13 +339,8 @@ impl Repo {
             stage_ms: staged_at.as_millis() as u64,
             commit_ms: (started.elapsed() - staged_at).as_millis() as u64,
         });
-        if mode == WriteMode::Disk {
-            // Kept for `adopt`. (Freeing the heap staging released with
-            // malloc_trim, and dropping libgit2's cached index, were
-            // measured on 2026-12-03 to gain nothing now that this index is
-            // held through the push: 10,000 files 20.5 MB without, 20.7 MB
-            // with; both were removed.)
-            *self.staged.borrow_mut() = Some((index, plain));
+        if let Some(staged) = staged {
+            *self.staged.borrow_mut() = Some((staged, plain));
         }
         Ok(CommitOutcome::Created(ArtifactCommit {
             oid,
@@ -367,19 +382,32 @@ impl Repo {
     }
 
     fn adopt_unguarded(&self, artifact: Oid, landed: Oid) -> Result<()> {
-        if let Some((mut index, plain)) = self.staged.borrow_mut().take() {
-            // The repository's index again (a checkout of `landed` below
-            // updates this one). It is usually the very object the
-            // repository cached, and libgit2's `set_index` then leaves it
-            // without an owner, so libgit2's own racy smudge (by the
-            // nanosecond) does not run when it is written: the one below,
-            // by the second as git does, is what protects racy entries.
-            self.inner
-                .set_index(&mut index)
-                .context("writing the index")?;
-            self.smudge_racily_clean(&mut index, &plain)
-                .context("writing the index")?;
-            index.write().context("writing the index")?;
+        // Written owned by no repository: libgit2's own racy smudge (by the
+        // nanosecond, through a full diff) does not run then; the one here,
+        // by the second as git does, is what protects racy entries. Then it
+        // is the repository's index (a checkout of `landed` below updates
+        // that one).
+        match self.staged.borrow_mut().take() {
+            Some((Staged::Parked(parked), plain)) => {
+                // Read back bound to its own file.
+                let mut index = parked.open()?;
+                self.smudge_racily_clean(&mut index, &plain)
+                    .context("writing the index")?;
+                index.write().context("writing the index")?;
+                drop(index);
+                parked.put_in_place(&self.inner)?;
+            }
+            Some((Staged::Held(mut index), plain)) => {
+                // The very object the repository cached: `set_index` on
+                // it leaves it without an owner.
+                self.inner
+                    .set_index(&mut index)
+                    .context("writing the index")?;
+                self.smudge_racily_clean(&mut index, &plain)
+                    .context("writing the index")?;
+                index.write().context("writing the index")?;
+            }
+            None => {}
         }
         self.move_head(artifact)?;
         if landed == artifact {
@@ -693,7 +721,7 @@ impl Repo {
             .context("walking the fetched history")
     }
 
-    pub fn files_between(&self, parent: Option<Oid>, commit: Oid) -> Result<Vec<String>> {
+    pub fn files_between(&self, parent: Option<Oid>, commit: Oid) -> Result<PathList> {
         let repo = &self.inner;
         let tree = repo.find_commit(commit)?.tree()?;
         let parent_tree = parent
@@ -748,21 +776,77 @@ fn conflicted_files(index: &git2::Index) -> Result<Vec<String>> {
     Ok(files)
 }
 
+/// The paths that differ between `old` and `new` (added, changed, deleted;
+/// a mode or type change included), in the order of libgit2's tree-to-tree
+/// diff, which listed them before: a walk of both trees that skips every
+/// subtree they share, holding nothing per path but the path itself (the
+/// diff held 160 bytes a path: 16 MB for 100,000 new files).
 fn changed_files(
     repo: &Repository,
     old: Option<&git2::Tree<'_>>,
     new: &git2::Tree<'_>,
-) -> Result<Vec<String>> {
-    let diff = repo.diff_tree_to_tree(old, Some(new), None)?;
-    Ok(diff
-        .deltas()
-        .filter_map(|d| {
-            d.new_file()
-                .path()
-                .or_else(|| d.old_file().path())
-                .map(|p| p.to_string_lossy().into_owned())
-        })
-        .collect())
+) -> Result<PathList> {
+    let mut out = PathList::default();
+    let mut prefix = Vec::new();
+    walk_changed(repo, old, Some(new), &mut prefix, &mut out)?;
+    Ok(out)
+}
+
+/// One directory of [`changed_files`]: entries in git's tree order, where a
+/// directory sorts as its name and a slash (both trees are stored so).
+fn walk_changed(
+    repo: &Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: Option<&git2::Tree<'_>>,
+    prefix: &mut Vec<u8>,
+    out: &mut PathList,
+) -> Result<()> {
+    use std::cmp::Ordering;
+    let is_tree = |e: &git2::TreeEntry<'_>| e.kind() == Some(git2::ObjectType::Tree);
+    let key = |e: &git2::TreeEntry<'_>| {
+        let mut k = e.name_bytes().to_vec();
+        if is_tree(e) {
+            k.push(b'/');
+        }
+        k
+    };
+    let mut olds = old.into_iter().flat_map(|t| t.iter()).peekable();
+    let mut news = new.into_iter().flat_map(|t| t.iter()).peekable();
+    loop {
+        let order = match (olds.peek(), news.peek()) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(o), Some(n)) => key(o).cmp(&key(n)),
+        };
+        let (o, n) = match order {
+            Ordering::Less => (olds.next(), None),
+            Ordering::Greater => (None, news.next()),
+            Ordering::Equal => (olds.next(), news.next()),
+        };
+        if let (Some(o), Some(n)) = (&o, &n)
+            && o.id() == n.id()
+            && o.filemode() == n.filemode()
+        {
+            continue;
+        }
+        let entry = n.as_ref().or(o.as_ref()).expect("one side");
+        let at = prefix.len();
+        prefix.extend_from_slice(entry.name_bytes());
+        if is_tree(entry) {
+            prefix.push(b'/');
+            let subtree = |e: &Option<git2::TreeEntry<'_>>| {
+                e.as_ref()
+                    .map(|e| repo.find_tree(e.id()))
+                    .transpose()
+            };
+            let (o, n) = (subtree(&o)?, subtree(&n)?);
+            walk_changed(repo, o.as_ref(), n.as_ref(), prefix, out)?;
+        } else {
+            out.push(&String::from_utf8_lossy(prefix));
+        }
+        prefix.truncate(at);
+    }
 }
 
 #[cfg(test)]
@@ -796,9 +880,156 @@ mod tests {
         let repo = Repo::open(&dir, WriteMode::InMemory).unwrap();
         let req = CommitRequest::for_test(&files);
         match repo.commit_artifacts(&req, WriteMode::InMemory).unwrap() {
-            CommitOutcome::Created(c) => assert_eq!(*c.files, ["gen/wanted.json"]),
+            CommitOutcome::Created(c) => {
+                assert_eq!(c.files.iter().collect::<Vec<_>>(), ["gen/wanted.json"])
+            }
             _ => panic!("the wanted file was not staged"),
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The files of a commit are the paths `git diff --name-only` lists, in
+    /// its order: additions, changes, deletions, mode and type changes,
+    /// gitlinks, names around the directory sort rule.
+    #[test]
+    fn changed_files_are_the_paths_git_diff_lists() {
+        let dir = std::env::temp_dir().join(format!("cb-changed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c", "core.quotePath=false"])
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let write = |path: &str, text: &str| {
+            let p = dir.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        git(&["init", "-q"]);
+        for (path, text) in [
+            ("a.txt", "a\n"),
+            ("a/b", "b\n"),
+            ("keep/same", "same\n"),
+            ("gone/deep/x", "x\n"),
+            ("becomes_dir", "file\n"),
+            ("becomes_file/y", "y\n"),
+            ("mode.sh", "#!/bin/sh\n"),
+            ("ünï/cödé", "u\n"),
+            ("z", "z\n"),
+        ] {
+            write(path, text);
+        }
+        git(&["add", "-A"]);
+        let sub = "1111111111111111111111111111111111111111";
+        git(&["update-index", "--add", "--cacheinfo", &format!("160000,{sub},sub")]);
+        git(&["commit", "-qm", "one"]);
+        write("a/b", "b changed\n");
+        write("a/new", "new\n");
+        write("a-b", "sorts before a/\n");
+        std::fs::remove_dir_all(dir.join("gone")).unwrap();
+        std::fs::remove_file(dir.join("becomes_dir")).unwrap();
+        write("becomes_dir/inside", "i\n");
+        std::fs::remove_dir_all(dir.join("becomes_file")).unwrap();
+        write("becomes_file", "f\n");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.join("mode.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        git(&["update-index", "--add", "--cacheinfo", &format!("160000,{},sub", "2".repeat(40))]);
+        write("ünï/nëw", "n\n");
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "two"]);
+        let expected = git(&["diff", "--name-only", "--no-renames", "HEAD^", "HEAD"]);
+        let repo = Repository::open(&dir).unwrap();
+        let tree = |rev: &str| repo.revparse_single(rev).unwrap().peel_to_tree().unwrap();
+        let ours = changed_files(&repo, Some(&tree("HEAD^")), &tree("HEAD")).unwrap();
+        let ours: String = ours.iter().map(|p| format!("{p}\n")).collect();
+        assert_eq!(ours, expected);
+        assert_eq!(expected.lines().count(), 11, "{expected}");
+        // From nothing: every path of the tree.
+        let all = changed_files(&repo, None, &tree("HEAD")).unwrap();
+        let listed = git(&["ls-tree", "-r", "--name-only", "HEAD"]);
+        let all: String = all.iter().map(|p| format!("{p}\n")).collect();
+        assert_eq!(all, listed);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The staged index waits for the push on disk, not in memory: the
+    /// build's `.git/index` is left as it was (inode, bytes, timestamp)
+    /// until the push is accepted, the file aside goes with the run, and
+    /// once adopted the index is the one `git add` writes.
+    #[test]
+    fn the_staged_index_waits_aside_and_the_builds_index_is_untouched() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = std::env::temp_dir().join(format!("cb-parked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        git(&["init", "-q"]);
+        std::fs::write(dir.join("seed"), "seed\n").unwrap();
+        git(&["add", "seed"]);
+        git(&["commit", "-qm", "seed"]);
+        std::fs::create_dir_all(dir.join("gen")).unwrap();
+        for i in 0..50 {
+            std::fs::write(dir.join(format!("gen/{i}.json")), format!("{i}\n")).unwrap();
+        }
+        let index_path = dir.join(".git/index");
+        let before = std::fs::metadata(&index_path).unwrap();
+        let bytes_before = std::fs::read(&index_path).unwrap();
+        let parked_files = || {
+            std::fs::read_dir(dir.join(".git"))
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().starts_with("commit-back-index")
+                })
+                .count()
+        };
+        let specs = [".".to_owned()];
+        let req = CommitRequest::for_test(&specs);
+        // Not adopted: the run ends (a refused push).
+        {
+            let repo = Repo::open(&dir, WriteMode::Disk).unwrap();
+            let CommitOutcome::Created(_) = repo.commit_artifacts(&req, WriteMode::Disk).unwrap()
+            else {
+                panic!("nothing staged")
+            };
+            assert!(matches!(&*repo.staged.borrow(), Some((Staged::Parked(_), _))));
+            assert_eq!(parked_files(), 1);
+            let after = std::fs::metadata(&index_path).unwrap();
+            assert_eq!(after.ino(), before.ino());
+            assert_eq!(after.mtime_nsec(), before.mtime_nsec());
+            assert_eq!(std::fs::read(&index_path).unwrap(), bytes_before);
+            // What the repository reads as its index now is the build's.
+            assert_eq!(repo.raw().index().unwrap().len(), 1);
+        }
+        assert_eq!(parked_files(), 0);
+        assert_eq!(std::fs::read(&index_path).unwrap(), bytes_before);
+        // Adopted: the index is git's.
+        let repo = Repo::open(&dir, WriteMode::Disk).unwrap();
+        let CommitOutcome::Created(c) = repo.commit_artifacts(&req, WriteMode::Disk).unwrap()
+        else {
+            panic!("nothing staged")
+        };
+        repo.adopt(c.oid, c.oid).unwrap();
+        assert_eq!(parked_files(), 0);
+        assert_eq!(git(&["status", "--porcelain"]), "");
+        assert_eq!(git(&["write-tree"]), git(&["rev-parse", "HEAD^{tree}"]));
+        assert_eq!(repo.raw().index().unwrap().len(), 51);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -31,6 +31,7 @@
 //! This module must never decide alone what git decides: every rule here is
 //! held to `git add` by the differential suite (tests/e2e/parity.rs).
 
+use super::path_list::PathList;
 use crate::progress::{self, Meter, Unit};
 use anyhow::{Context as _, Result, bail};
 use git2::{AttrValue, Index, IndexEntry, IndexTime, Oid, Repository};
@@ -962,69 +963,6 @@ struct PackedBlob {
     file: usize,
 }
 
-/// Paths in one buffer: a few bytes over their length each, where a
-/// `Vec<String>` costs about 56 more (100,000 paths: 3.7 MB instead of
-/// 8.6 MB).
-#[derive(Default)]
-pub(crate) struct PathList {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl PathList {
-    pub(crate) fn push(&mut self, path: &str) {
-        self.text.push_str(path);
-        self.ends.push(self.text.len());
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    pub(crate) fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
-        (0..self.len()).map(|i| self.get(i))
-    }
-
-    /// The paths in byte order, for lookups (4 bytes a path).
-    fn sorted(&self) -> SortedPaths<'_> {
-        let mut order: Vec<u32> = (0..self.len() as u32).collect();
-        // Usually in order already (the diff's): then one pass.
-        order.sort_by(|a, b| self.get(*a as usize).cmp(self.get(*b as usize)));
-        SortedPaths { list: self, order }
-    }
-}
-
-impl<'a> FromIterator<&'a str> for PathList {
-    fn from_iter<I: IntoIterator<Item = &'a str>>(paths: I) -> PathList {
-        let mut list = PathList::default();
-        for path in paths {
-            list.push(path);
-        }
-        list
-    }
-}
-
-struct SortedPaths<'a> {
-    list: &'a PathList,
-    order: Vec<u32>,
-}
-
-impl SortedPaths<'_> {
-    fn contains(&self, path: &str) -> bool {
-        self.order
-            .binary_search_by(|i| self.list.get(*i as usize).cmp(path))
-            .is_ok()
-    }
-}
 
 /// The largest stored deflate block.
 const STORED_BLOCK: usize = 65_535;
