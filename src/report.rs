@@ -330,8 +330,24 @@ impl Report {
         }
     }
 
+    /// Pretty JSON, in a buffer of its exact size: measured first, so that
+    /// a report of 100,000 files is not copied as its buffer grows.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("report serialises")
+        struct Length(usize);
+        impl std::io::Write for Length {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut length = Length(0);
+        serde_json::to_writer_pretty(&mut length, self).expect("report serialises");
+        let mut out = Vec::with_capacity(length.0);
+        serde_json::to_writer_pretty(&mut out, self).expect("report serialises");
+        String::from_utf8(out).expect("JSON is UTF-8")
     }
 }
 

@@ -7,12 +7,12 @@
 
 pub mod http;
 pub mod lfs;
+mod parked_index;
+mod path_list;
 pub mod recovery;
 pub mod remote;
 mod sendpack;
 pub mod ssh;
-mod parked_index;
-mod path_list;
 mod stage;
 
 use anyhow::{Context as _, Result};
@@ -389,12 +389,14 @@ impl Repo {
         // that one).
         match self.staged.borrow_mut().take() {
             Some((Staged::Parked(parked), plain)) => {
-                // Read back bound to its own file.
-                let mut index = parked.open()?;
-                self.smudge_racily_clean(&mut index, &plain)
-                    .context("writing the index")?;
-                index.write().context("writing the index")?;
-                drop(index);
+                // Usually no racy entry changed: the parked file is the
+                // index as it is. Else read back (bound to its own file).
+                if !self.racy_entries_unchanged(&parked, &plain)? {
+                    let mut index = parked.open()?;
+                    self.smudge_racily_clean(&mut index, &plain)
+                        .context("writing the index")?;
+                    index.write().context("writing the index")?;
+                }
                 parked.put_in_place(&self.inner)?;
             }
             Some((Staged::Held(mut index), plain)) => {
@@ -443,22 +445,14 @@ impl Repo {
         index: &mut git2::Index,
         plain: &stage::PlainEntries,
     ) -> Result<()> {
-        let Some(written) = std::fs::metadata(self.inner.path().join("index"))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        else {
+        let Some(written) = self.index_written() else {
             return Ok(());
         };
-        let trust_executable_bit = self
-            .inner
-            .config()
-            .and_then(|c| c.get_bool("core.fileMode"))
-            .unwrap_or(true);
+        let trust_executable_bit = self.trusts_executable_bit();
         let mut changed: Vec<Vec<u8>> = Vec::new();
         let mut racy: std::collections::HashSet<Vec<u8>> = Default::default();
         for (position, e) in index.iter().enumerate() {
-            if e.mode == 0o160000 || i64::from(e.mtime.seconds()) < written.as_secs() as i64 {
+            if !is_racy(&e, written) {
                 continue;
             }
             if !plain.contains(position) {
@@ -495,6 +489,83 @@ impl Repo {
             }
         }
         Ok(())
+    }
+
+    /// What [`Repo::smudge_racily_clean`] would find nothing to do in,
+    /// read off the parked file in pieces: every racy entry's file is
+    /// unchanged (a plain one compared here, the others, the checkout's
+    /// own files written in the second of the clone, through libgit2's diff
+    /// in an index of their own, which compares every one by content). False
+    /// when something changed or it cannot tell (an index version it does
+    /// not read, too many entries for a small index): the caller then reads
+    /// the index whole and smudges.
+    fn racy_entries_unchanged(
+        &self,
+        parked: &ParkedIndex,
+        plain: &stage::PlainEntries,
+    ) -> Result<bool> {
+        /// Beyond this many, the index is read whole anyway.
+        const OTHERS_AT_MOST: usize = 10_000;
+        let Some(written) = self.index_written() else {
+            return Ok(true);
+        };
+        let trust_executable_bit = self.trusts_executable_bit();
+        let mut unchanged = true;
+        let mut others = Vec::new();
+        let read = parked.for_each_entry(|position, e| {
+            if !is_racy(e, written) {
+                return true;
+            }
+            if plain.contains(position) {
+                unchanged = stage::unchanged_plain_file(&self.workdir, e, trust_executable_bit);
+            } else if others.len() < OTHERS_AT_MOST {
+                others.push(git2::IndexEntry {
+                    path: e.path.clone(),
+                    ..*e
+                });
+            } else {
+                unchanged = false;
+            }
+            unchanged
+        })?;
+        if !read || !unchanged {
+            return Ok(false);
+        }
+        if others.is_empty() {
+            return Ok(true);
+        }
+        // In memory, owned by no repository: no entry is trusted by its
+        // stat (an index without a file has no time).
+        let mut own = git2::Index::new()?;
+        let mut opts = git2::DiffOptions::new();
+        opts.include_typechange(true)
+            .ignore_submodules(true)
+            .disable_pathspec_match(true);
+        for e in others {
+            opts.pathspec(std::ffi::CString::new(e.path.as_slice())?);
+            own.add(&e)?;
+        }
+        let diff = self
+            .inner
+            .diff_index_to_workdir(Some(&own), Some(&mut opts))?;
+        Ok(diff.deltas().next().is_none())
+    }
+
+    /// When `.git/index` was last written, to the second: entries whose
+    /// file changed in that second or later are racy. None without one.
+    fn index_written(&self) -> Option<i64> {
+        std::fs::metadata(self.inner.path().join("index"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64)
+    }
+
+    fn trusts_executable_bit(&self) -> bool {
+        self.inner
+            .config()
+            .and_then(|c| c.get_bool("core.fileMode"))
+            .unwrap_or(true)
     }
 
     /// The branch HEAD names did not exist before: it does not again.
@@ -736,6 +807,12 @@ impl Repo {
 }
 
 /// `Name <email> 1700000000 +0100`, as git writes an identity.
+/// An entry git would not trust by its stat alone, the index having been
+/// written in `written`'s second (a gitlink never is).
+fn is_racy(e: &git2::IndexEntry, written: i64) -> bool {
+    e.mode != 0o160000 && i64::from(e.mtime.seconds()) >= written
+}
+
 fn identity_line(sig: &Signature<'_>) -> String {
     let when = sig.when();
     let offset = when.offset_minutes().unsigned_abs();
@@ -836,9 +913,7 @@ fn walk_changed(
         if is_tree(entry) {
             prefix.push(b'/');
             let subtree = |e: &Option<git2::TreeEntry<'_>>| {
-                e.as_ref()
-                    .map(|e| repo.find_tree(e.id()))
-                    .transpose()
+                e.as_ref().map(|e| repo.find_tree(e.id())).transpose()
             };
             let (o, n) = (subtree(&o)?, subtree(&n)?);
             walk_changed(repo, o.as_ref(), n.as_ref(), prefix, out)?;
@@ -898,12 +973,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let git = |args: &[&str]| {
             let out = std::process::Command::new("git")
-                .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c", "core.quotePath=false"])
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@e",
+                    "-c",
+                    "core.quotePath=false",
+                ])
                 .args(args)
                 .current_dir(&dir)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
         let write = |path: &str, text: &str| {
@@ -927,7 +1013,12 @@ mod tests {
         }
         git(&["add", "-A"]);
         let sub = "1111111111111111111111111111111111111111";
-        git(&["update-index", "--add", "--cacheinfo", &format!("160000,{sub},sub")]);
+        git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{sub},sub"),
+        ]);
         git(&["commit", "-qm", "one"]);
         write("a/b", "b changed\n");
         write("a/new", "new\n");
@@ -940,7 +1031,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(dir.join("mode.sh"), std::fs::Permissions::from_mode(0o755))
             .unwrap();
-        git(&["update-index", "--add", "--cacheinfo", &format!("160000,{},sub", "2".repeat(40))]);
+        git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{},sub", "2".repeat(40)),
+        ]);
         write("ünï/nëw", "n\n");
         git(&["add", "-A"]);
         git(&["commit", "-qm", "two"]);
@@ -975,7 +1071,11 @@ mod tests {
                 .current_dir(&dir)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8_lossy(&out.stdout).trim().to_owned()
         };
         std::fs::create_dir_all(&dir).unwrap();
@@ -1008,7 +1108,10 @@ mod tests {
             else {
                 panic!("nothing staged")
             };
-            assert!(matches!(&*repo.staged.borrow(), Some((Staged::Parked(_), _))));
+            assert!(matches!(
+                &*repo.staged.borrow(),
+                Some((Staged::Parked(_), _))
+            ));
             assert_eq!(parked_files(), 1);
             let after = std::fs::metadata(&index_path).unwrap();
             assert_eq!(after.ino(), before.ino());

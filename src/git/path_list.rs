@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(list.len(), 4);
         assert_eq!(list.iter().collect::<Vec<_>>(), ["b/x", "", "a", "c/d/e"]);
         assert_eq!(format!("{list:?}"), r#"["b/x", "", "a", "c/d/e"]"#);
-        assert_eq!(serde_json::to_string(&list).unwrap(), r#"["b/x","","a","c/d/e"]"#);
+        assert_eq!(
+            serde_json::to_string(&list).unwrap(),
+            r#"["b/x","","a","c/d/e"]"#
+        );
         let sorted = list.sorted();
         for p in ["b/x", "", "a", "c/d/e"] {
             assert!(sorted.contains(p), "{p}");

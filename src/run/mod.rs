@@ -79,7 +79,7 @@ pub fn run(env: Environment) -> Finished {
     };
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.timings.api_ms = crate::bitbucket::api_time_ms();
-    let json = redactor.redact(&report.to_json());
+    let json = redactor.redact_owned(report.to_json());
     if let Some(path) = config::report_file(&raw) {
         if let Err(e) = write_report_file(&path, &json) {
             log.warning(format!(
@@ -97,7 +97,9 @@ fn write_report_file(path: &Path, json: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, format!("{json}\n"))
+    let mut file = std::fs::File::create(path)?;
+    std::io::Write::write_all(&mut file, json.as_bytes())?;
+    std::io::Write::write_all(&mut file, b"\n")
 }
 
 fn execute(
