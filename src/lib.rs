@@ -10,6 +10,7 @@ pub mod git;
 pub mod help;
 pub mod insights;
 pub mod log;
+pub mod memory;
 pub mod origin;
 pub mod progress;
 pub mod pull_request;

@@ -4,6 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    commit_back::memory::tune_allocator();
     // A panic message could quote a value; never print one.
     std::panic::set_hook(Box::new(|info| {
         let place = info

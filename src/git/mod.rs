@@ -342,6 +342,7 @@ impl Repo {
         if let Some(staged) = staged {
             *self.staged.borrow_mut() = Some((staged, plain));
         }
+        crate::memory::release_free_memory();
         Ok(CommitOutcome::Created(ArtifactCommit {
             oid,
             parent: parent.map(|p| p.id()),
