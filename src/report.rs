@@ -72,7 +72,8 @@ pub struct Sizes {
     pub bytes_sent: u64,
     /// Who wrote the pack of the last push sent: `streamed` (commit-back,
     /// read from disk as it was sent: a push over HTTP(S) with a file of
-    /// 1 MiB or more), `libgit2`, or null when none was sent.
+    /// 1 MiB or more, or 1,000 new objects or more), `libgit2`, or null
+    /// when none was sent.
     pub pack: Option<&'static str>,
 }
 

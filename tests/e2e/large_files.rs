@@ -1,4 +1,5 @@
-//! Large files: a push over HTTP(S) carrying a file of 1 MiB or more goes
+//! Large files, and many: a push over HTTP(S) carrying a file of 1 MiB or
+//! more, or 1,000 new objects or more, goes
 //! in a pack commit-back writes and streams itself (git/sendpack.rs).
 //! git is the oracle: the tree that lands is the one `git add -A` makes in
 //! a twin clone, the server's `git fsck --strict` accepts every object, and
