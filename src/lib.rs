@@ -12,6 +12,7 @@ pub mod insights;
 pub mod log;
 pub mod memory;
 pub mod origin;
+pub mod path_list;
 pub mod progress;
 pub mod pull_request;
 pub mod report;

@@ -119,7 +119,7 @@ pub struct Commit {
     pub parent: Option<String>,
     pub message: String,
     /// The artifact commit's own list, shared.
-    pub files: std::sync::Arc<crate::git::PathList>,
+    pub files: std::sync::Arc<crate::path_list::PathList>,
     /// How the commit (and the tag) is signed; null when unsigned.
     pub signature: Option<Signature>,
 }

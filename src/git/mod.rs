@@ -8,17 +8,16 @@
 pub mod http;
 pub mod lfs;
 mod parked_index;
-mod path_list;
 pub mod recovery;
 pub mod remote;
 mod sendpack;
 pub mod ssh;
 mod stage;
 
+pub use crate::path_list::PathList;
 use anyhow::{Context as _, Result};
 use git2::{Repository, Signature};
 use parked_index::ParkedIndex;
-pub use path_list::PathList;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -496,7 +495,7 @@ impl Repo {
     /// read off the parked file in pieces: every racy entry's file is
     /// unchanged (a plain one compared here, the others, the checkout's
     /// own files written in the second of the clone, through libgit2's diff
-    /// in an index of their own, which compares every one by content). False
+    /// in an index of their own). False
     /// when something changed or it cannot tell (an index version it does
     /// not read, too many entries for a small index): the caller then reads
     /// the index whole and smudges.
@@ -535,21 +534,28 @@ impl Repo {
         if others.is_empty() {
             return Ok(true);
         }
-        // In memory, owned by no repository: no entry is trusted by its
-        // stat (an index without a file has no time).
-        let mut own = git2::Index::new()?;
-        let mut opts = git2::DiffOptions::new();
-        opts.include_typechange(true)
-            .ignore_submodules(true)
-            .disable_pathspec_match(true);
-        for e in others {
-            opts.pathspec(std::ffi::CString::new(e.path.as_slice())?);
-            own.add(&e)?;
-        }
-        let diff = self
-            .inner
-            .diff_index_to_workdir(Some(&own), Some(&mut opts))?;
-        Ok(diff.deltas().next().is_none())
+        // In memory, owned by no repository. libgit2 compares each with its
+        // file as its diff over the whole parked index would (stat first,
+        // ctime included, then content where the stat differs). Any error
+        // here only means the index is read whole instead.
+        let diff = (|| -> Result<bool, git2::Error> {
+            let mut own = git2::Index::new()?;
+            let mut opts = git2::DiffOptions::new();
+            opts.include_typechange(true)
+                .ignore_submodules(true)
+                .disable_pathspec_match(true);
+            for e in &others {
+                let path = std::ffi::CString::new(e.path.as_slice())
+                    .map_err(|_| git2::Error::from_str("a path with a NUL byte"))?;
+                opts.pathspec(path);
+                own.add(e)?;
+            }
+            let diff = self
+                .inner
+                .diff_index_to_workdir(Some(&own), Some(&mut opts))?;
+            Ok(diff.deltas().next().is_none())
+        })();
+        Ok(diff.unwrap_or(false))
     }
 
     /// When `.git/index` was last written, to the second: entries whose

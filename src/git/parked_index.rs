@@ -34,7 +34,12 @@ impl ParkedIndex {
         let parked = ParkedIndex {
             path: git_dir.join(format!("commit-back-index.staged.{pid}")),
         };
-        let _ = std::fs::remove_file(&kept);
+        // A build's index kept by a run that was killed in the instant it
+        // was set aside (in the image every run is pid 1): never removed
+        // here; the index stays in memory, as when it cannot be parked.
+        if kept.symlink_metadata().is_ok() {
+            anyhow::bail!("{} exists", kept.display());
+        }
         let _ = std::fs::remove_file(&parked.path);
         // libgit2 writes an index only to its own path, by rename: a hard
         // link keeps the build's file while the staged one is written there.

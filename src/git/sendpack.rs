@@ -18,8 +18,8 @@
 //!
 //! What libgit2 would check before sending is checked the same way, with
 //! its words: a ref moved without force must be a fast-forward of what the
-//! server has. Everything else (pushes without a large file, SSH, deletions)
-//! stays with libgit2.
+//! server has. Everything else (smaller pushes without a large file, SSH,
+//! deletions) stays with libgit2.
 //!
 //! Never updates a local ref; never completes a pack whose blobs did not
 //! read back as their ids (the request ends without the pack's trailer, and
@@ -41,7 +41,7 @@ pub const STREAM_FROM: u64 = 1024 * 1024;
 /// libgit2's object list is a few hundred kilobytes.
 pub const STREAM_OBJECTS_FROM: usize = 1000;
 
-/// Commits looked at to decide ([`carries_large_blob`]); a push of more
+/// Commits looked at to decide ([`should_stream`]); a push of more
 /// new commits than this is not the artifact push this path is for.
 const COMMITS_LOOKED_AT: usize = 100;
 

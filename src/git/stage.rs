@@ -31,7 +31,7 @@
 //! This module must never decide alone what git decides: every rule here is
 //! held to `git add` by the differential suite (tests/e2e/parity.rs).
 
-use super::path_list::PathList;
+use crate::path_list::PathList;
 use crate::progress::{self, Meter, Unit};
 use anyhow::{Context as _, Result, bail};
 use git2::{AttrValue, Index, IndexEntry, IndexTime, Oid, Repository};
@@ -382,6 +382,13 @@ impl Stager {
             }
         }
         drop(blobs);
+        // Positions are the in-memory index's; under core.ignoreCase it is
+        // sorted otherwise than the file libgit2 writes, which the racy
+        // check reads back: no entry is then taken as plain there (each
+        // goes through libgit2's diff, as before this list existed).
+        if config_flag(repo, "core.ignoreCase") {
+            return Ok(PlainEntries::default());
+        }
         let claimed = self.claimed.sorted();
         Ok(PlainEntries(
             index
@@ -937,13 +944,18 @@ impl Stat {
 /// object lookup each). The entries of the claimed files are added before
 /// their pack is written, so that only 32 bytes per file are held beside
 /// the index meanwhile, and every new blob is looked up once the pack is
-/// in place ([`Stager::stage`]). The check is back on when this is dropped,
-/// on every path. (A process-wide libgit2 option; git operations run on one
-/// thread.)
+/// in place ([`Stager::stage`]). The check is back on when the last one is
+/// dropped, on every path. (A process-wide libgit2 option: counted, so that
+/// stagings on other threads, as the unit tests run them, do not turn it
+/// back on under each other.)
 struct UncheckedIds;
+
+static UNCHECKED: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 
 impl UncheckedIds {
     fn new() -> UncheckedIds {
+        let mut holders = UNCHECKED.lock().unwrap_or_else(|e| e.into_inner());
+        *holders += 1;
         git2::opts::strict_object_creation(false);
         UncheckedIds
     }
@@ -951,7 +963,11 @@ impl UncheckedIds {
 
 impl Drop for UncheckedIds {
     fn drop(&mut self) {
-        git2::opts::strict_object_creation(true);
+        let mut holders = UNCHECKED.lock().unwrap_or_else(|e| e.into_inner());
+        *holders -= 1;
+        if *holders == 0 {
+            git2::opts::strict_object_creation(true);
+        }
     }
 }
 
@@ -1450,9 +1466,11 @@ mod tests {
             "artifact.txt was not staged by the pack"
         );
         repo.adopt(c.oid, c.oid).unwrap();
-        // Not by ctime, which an edit in place changes: only the racy-git
-        // rule can show these changes, and it does if the entries were
-        // smudged.
+        // git's status without ctime, which an edit in place changes: only
+        // the racy-git rule can show these changes, and it does if the
+        // entries were smudged. (commit-back's check sees them: the plain
+        // artifact by content, the checkout's file by libgit2's diff, which
+        // does compare ctime.)
         let status = git(
             &dir,
             &["-c", "core.trustctime=false", "status", "--porcelain"],
