@@ -1140,6 +1140,27 @@ mod tests {
         assert_eq!(git(&["status", "--porcelain"]), "");
         assert_eq!(git(&["write-tree"]), git(&["rev-parse", "HEAD^{tree}"]));
         assert_eq!(repo.raw().index().unwrap().len(), 51);
+        drop(repo);
+
+        // Another git process holds index.lock while staging ends: the
+        // index cannot be parked, stays in memory, and nothing is left
+        // beside `.git/index`, which is untouched; once the lock is gone
+        // the accepted push writes it.
+        std::fs::write(dir.join("gen/more.json"), "more\n").unwrap();
+        let bytes_before = std::fs::read(&index_path).unwrap();
+        let lock = dir.join(".git/index.lock");
+        std::fs::write(&lock, "").unwrap();
+        let repo = Repo::open(&dir, WriteMode::Disk).unwrap();
+        let CommitOutcome::Created(c) = repo.commit_artifacts(&req, WriteMode::Disk).unwrap()
+        else {
+            panic!("nothing staged")
+        };
+        assert!(matches!(&*repo.staged.borrow(), Some((Staged::Held(_), _))));
+        assert_eq!(parked_files(), 0);
+        assert_eq!(std::fs::read(&index_path).unwrap(), bytes_before);
+        std::fs::remove_file(&lock).unwrap();
+        repo.adopt(c.oid, c.oid).unwrap();
+        assert_eq!(git(&["status", "--porcelain"]), "");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

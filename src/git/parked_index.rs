@@ -61,6 +61,13 @@ impl ParkedIndex {
             });
         if had_index {
             std::fs::rename(&kept, &live).context("putting the build's index back")?;
+            // When nothing replaced `.git/index` (the write failed first),
+            // both names are the one file, and rename leaves both.
+            use std::os::unix::fs::MetadataExt as _;
+            let inode = |p: &std::path::Path| p.metadata().map(|m| (m.dev(), m.ino())).ok();
+            if inode(&kept).is_some() && inode(&kept) == inode(&live) {
+                let _ = std::fs::remove_file(&kept);
+            }
         } else if written.is_err() {
             let _ = std::fs::remove_file(&live);
         }
