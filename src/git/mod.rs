@@ -462,18 +462,7 @@ impl Repo {
             }
         }
         if !racy.is_empty() {
-            // Only the racy paths: a literal path list, which libgit2's
-            // iterators look up by binary search.
-            let mut opts = git2::DiffOptions::new();
-            opts.include_typechange(true)
-                .ignore_submodules(true)
-                .disable_pathspec_match(true);
-            for path in &racy {
-                opts.pathspec(std::ffi::CString::new(path.as_slice())?);
-            }
-            let diff = self
-                .inner
-                .diff_index_to_workdir(Some(index), Some(&mut opts))?;
+            let diff = self.diff_of_paths(index, racy.iter().map(Vec::as_slice))?;
             changed.extend(
                 diff.deltas()
                     .filter_map(|d| d.old_file().path_bytes().map(<[u8]>::to_vec))
@@ -538,24 +527,34 @@ impl Repo {
         // file as its diff over the whole parked index would (stat first,
         // ctime included, then content where the stat differs). Any error
         // here only means the index is read whole instead.
-        let diff = (|| -> Result<bool, git2::Error> {
+        let diff = (|| -> Result<bool> {
             let mut own = git2::Index::new()?;
-            let mut opts = git2::DiffOptions::new();
-            opts.include_typechange(true)
-                .ignore_submodules(true)
-                .disable_pathspec_match(true);
             for e in &others {
-                let path = std::ffi::CString::new(e.path.as_slice())
-                    .map_err(|_| git2::Error::from_str("a path with a NUL byte"))?;
-                opts.pathspec(path);
                 own.add(e)?;
             }
-            let diff = self
-                .inner
-                .diff_index_to_workdir(Some(&own), Some(&mut opts))?;
-            Ok(diff.deltas().next().is_none())
+            let paths = others.iter().map(|e| e.path.as_slice());
+            Ok(self.diff_of_paths(&own, paths)?.deltas().next().is_none())
         })();
         Ok(diff.unwrap_or(false))
+    }
+
+    /// libgit2's diff of `index` with the working tree at `paths` only: a
+    /// literal path list, which libgit2's iterators look up by binary search.
+    fn diff_of_paths<'p>(
+        &self,
+        index: &git2::Index,
+        paths: impl Iterator<Item = &'p [u8]>,
+    ) -> Result<git2::Diff<'_>> {
+        let mut opts = git2::DiffOptions::new();
+        opts.include_typechange(true)
+            .ignore_submodules(true)
+            .disable_pathspec_match(true);
+        for path in paths {
+            opts.pathspec(std::ffi::CString::new(path)?);
+        }
+        Ok(self
+            .inner
+            .diff_index_to_workdir(Some(index), Some(&mut opts))?)
     }
 
     /// When `.git/index` was last written, to the second: entries whose
@@ -979,25 +978,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .args([
-                    "-c",
-                    "user.name=t",
-                    "-c",
-                    "user.email=t@e",
-                    "-c",
-                    "core.quotePath=false",
-                ])
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).into_owned()
+            let identity = ["-c", "user.name=t", "-c", "user.email=t@e"];
+            let args = [&identity[..], &["-c", "core.quotePath=false"], args].concat();
+            stage::tests::git(&dir, &args)
         };
         let write = |path: &str, text: &str| {
             let p = dir.join(path);
@@ -1051,13 +1034,13 @@ mod tests {
         let repo = Repository::open(&dir).unwrap();
         let tree = |rev: &str| repo.revparse_single(rev).unwrap().peel_to_tree().unwrap();
         let ours = changed_files(&repo, Some(&tree("HEAD^")), &tree("HEAD")).unwrap();
-        let ours: String = ours.iter().map(|p| format!("{p}\n")).collect();
+        let ours = ours.iter().collect::<Vec<_>>().join("\n");
         assert_eq!(ours, expected);
         assert_eq!(expected.lines().count(), 11, "{expected}");
         // From nothing: every path of the tree.
         let all = changed_files(&repo, None, &tree("HEAD")).unwrap();
         let listed = git(&["ls-tree", "-r", "--name-only", "HEAD"]);
-        let all: String = all.iter().map(|p| format!("{p}\n")).collect();
+        let all = all.iter().collect::<Vec<_>>().join("\n");
         assert_eq!(all, listed);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1072,18 +1055,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cb-parked-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .args(["-c", "user.name=t", "-c", "user.email=t@e"])
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            let identity = ["-c", "user.name=t", "-c", "user.email=t@e"];
+            stage::tests::git(&dir, &[&identity[..], args].concat())
         };
         std::fs::create_dir_all(&dir).unwrap();
         git(&["init", "-q"]);

@@ -1272,12 +1272,13 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::git::{CommitOutcome, CommitRequest, Repo, WriteMode};
     use std::process::Command;
 
-    fn git(dir: &Path, args: &[&str]) -> String {
+    /// git, isolated from the machine's configuration; its output trimmed.
+    pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
         let out = Command::new("git")
             .args(args)
             .current_dir(dir)
