@@ -443,28 +443,31 @@ fn new_blobs(
         Ok(p) => Some(p.tree()?),
         Err(_) => None,
     };
-    let diff = repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)?;
     let odb = repo.odb()?;
-    for delta in diff.deltas() {
-        let new = delta.new_file();
-        let regular = matches!(
-            new.mode(),
-            git2::FileMode::Blob | git2::FileMode::BlobExecutable
-        );
-        // A mode change keeps the blob the parent has: nothing new.
-        if new.id().is_zero() || !regular || new.id() == delta.old_file().id() {
-            continue;
-        }
-        let Ok((size, _)) = odb.read_header(new.id()) else {
-            continue;
-        };
-        let path = new
-            .path()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        each(path, new.id(), size as u64)?;
-    }
-    Ok(())
+    // A walk of both trees, not a diff: nothing held per path.
+    super::for_each_changed_entry(
+        repo,
+        parent_tree.as_ref(),
+        Some(&tree),
+        &mut |path, old, new| {
+            let Some(new) = new else {
+                return Ok(());
+            };
+            let regular = matches!(new.filemode(), 0o100644 | 0o100755);
+            // A mode change keeps the blob the parent has: nothing new.
+            if !regular || old.is_some_and(|o| o.id() == new.id()) {
+                return Ok(());
+            }
+            let Ok((size, _)) = odb.read_header(new.id()) else {
+                return Ok(());
+            };
+            each(
+                String::from_utf8_lossy(path).into_owned(),
+                new.id(),
+                size as u64,
+            )
+        },
+    )
 }
 
 /// Where LFS objects go for a push, as git-lfs finds it for an upload

@@ -332,14 +332,17 @@ impl Stager {
             return Ok(PlainEntries::default());
         }
         // Memory: the index holds every entry (about 130 bytes each in
-        // libgit2); beside it only the paths in one buffer and 32 bytes per
-        // file, so that 100,000 files stage in about git's own footprint.
+        // libgit2); beside it the paths in one buffer while the files are
+        // hashed, then 32 bytes per file (the index holds the paths), so
+        // that 100,000 files stage in about git's own footprint.
         let workdir = repo.workdir().context("no working tree")?;
         let odb = repo.odb()?;
         let hashing = progress::meter("Hashing new files", Unit::Bytes, self.claimed_bytes);
-        let mut blobs = Vec::with_capacity(self.claimed.len());
+        let claimed = self.claimed;
+        u32::try_from(claimed.len()).context("too many files for one pack")?;
+        let mut blobs = Vec::with_capacity(claimed.len());
         let unchecked = UncheckedIds::new();
-        hash_files(workdir, &self.claimed, &hashing, |path, id, meta| {
+        hash_files(workdir, &claimed, &hashing, |path, id, meta| {
             let existing = index.get_path(Path::new(path), 0).map(|e| e.mode);
             let mode = modes.of_regular_file(meta.mode(), existing);
             index
@@ -348,12 +351,35 @@ impl Stager {
             blobs.push(PackedBlob {
                 id,
                 size: meta.len(),
-                file: blobs.len(),
+                file: blobs.len() as u32,
             });
             Ok(())
         })?;
         drop(unchecked);
         hashing.finish(true);
+        // From here on a file is its entry's position (the index is not
+        // changed again): its path is the entry's.
+        for blob in &mut blobs {
+            let path = claimed.get(blob.file as usize);
+            let at = position_of(index, path)
+                .with_context(|| format!("staging {path}: not in the index after it was added"))?;
+            blob.file = u32::try_from(at).context("too many index entries")?;
+        }
+        drop(claimed);
+        // Positions are the in-memory index's; under core.ignoreCase it is
+        // sorted otherwise than the file libgit2 writes, which the racy
+        // check reads back: no entry is then taken as plain there (each
+        // goes through libgit2's diff, as before this list existed).
+        let plain = if config_flag(repo, "core.ignoreCase") {
+            PlainEntries::default()
+        } else {
+            let mut plain = vec![false; index.len()];
+            for blob in &blobs {
+                plain[blob.file as usize] = true;
+            }
+            PlainEntries(plain)
+        };
+        let paths = IndexPaths(index);
         // One copy of each new content: a pack must not hold an object twice
         // (libgit2's indexer refuses it) nor what the repository already has.
         // Without a refresh: a plain `exists` rescans the pack directory
@@ -362,7 +388,7 @@ impl Stager {
         // then packed twice, in two packs, which git allows. In the order
         // of their ids, the order of the pack's index.
         let no_refresh = git2::OdbLookupFlags::NO_REFRESH;
-        blobs.sort_by_key(|b| b.id);
+        blobs.sort_unstable_by_key(|b| b.id);
         blobs.dedup_by_key(|b| b.id);
         blobs.retain(|b| !odb.exists_ext(b.id, no_refresh));
         blobs.shrink_to_fit();
@@ -371,34 +397,89 @@ impl Stager {
             let packing = progress::meter("Writing new files", Unit::Bytes, total);
             let pack_dir = repo.commondir().join("objects").join("pack");
             std::fs::create_dir_all(&pack_dir).context("creating objects/pack")?;
-            store_pack(&pack_dir, workdir, &self.claimed, &blobs, &packing)?;
+            store_pack(&pack_dir, workdir, &paths, &blobs, &packing)?;
             packing.finish(true);
             odb.refresh().context("reading the pack of new files")?;
             for blob in &blobs {
                 if !odb.exists_ext(blob.id, no_refresh) {
-                    let path = self.claimed.get(blob.file);
+                    let path = paths.path(blob.file);
                     bail!("{path}: the pack written for it does not hold its content");
                 }
             }
         }
-        drop(blobs);
-        // Positions are the in-memory index's; under core.ignoreCase it is
-        // sorted otherwise than the file libgit2 writes, which the racy
-        // check reads back: no entry is then taken as plain there (each
-        // goes through libgit2's diff, as before this list existed).
-        if config_flag(repo, "core.ignoreCase") {
-            return Ok(PlainEntries::default());
+        Ok(plain)
+    }
+}
+
+/// `index.write_tree()` with git's own check before it (`git write-tree`:
+/// the object of every entry but a gitlink exists), made against the
+/// packs' indexes. libgit2's check as it writes reads every blob's header,
+/// which maps every page of the pack of new files (3.6 MB for 100,000
+/// small files; all of a larger pack).
+pub(super) fn write_tree(repo: &Repository, index: &mut Index) -> Result<Oid> {
+    let odb = repo.odb()?;
+    for entry in index.iter() {
+        if entry.mode != 0o160000 && !odb.exists(entry.id) {
+            bail!(
+                "invalid object {:06o} {} for '{}'",
+                entry.mode,
+                entry.id,
+                String::from_utf8_lossy(&entry.path)
+            );
         }
-        let claimed = self.claimed.sorted();
-        Ok(PlainEntries(
-            index
-                .iter()
-                .map(|e| {
-                    e.mode != 0o160000
-                        && std::str::from_utf8(&e.path).is_ok_and(|p| claimed.contains(p))
-                })
-                .collect(),
-        ))
+    }
+    let _unchecked = UncheckedIds::new();
+    Ok(index.write_tree()?)
+}
+
+/// Where the entry of `path` (stage 0: the index has no conflicts here) is
+/// in `index`, by libgit2's own lookup and order.
+fn position_of(index: &Index, path: &str) -> Option<usize> {
+    use git2::Binding as _;
+    let c_path = std::ffi::CString::new(path).ok()?;
+    let mut at = 0usize;
+    // SAFETY: `index` is a live index for the call; libgit2 reads the
+    // NUL-terminated `path` and writes one size_t to `at`.
+    let found = unsafe { libgit2_sys::git_index_find(&mut at, index.raw(), c_path.as_ptr()) };
+    if found != 0 {
+        return None;
+    }
+    // Under core.ignoreCase that is the first entry equal but for case;
+    // the one with these very bytes is among those that follow it.
+    (at..index.len())
+        .map_while(|i| {
+            let entry = index.get(i)?;
+            entry
+                .path
+                .eq_ignore_ascii_case(path.as_bytes())
+                .then_some((i, entry.path == path.as_bytes()))
+        })
+        .find_map(|(i, exact)| exact.then_some(i))
+}
+
+/// The path of a [`PackedBlob`]'s file, relative to the working tree.
+trait FilePaths {
+    fn path(&self, file: u32) -> std::borrow::Cow<'_, str>;
+}
+
+/// `file` is a position in the list.
+impl FilePaths for PathList {
+    fn path(&self, file: u32) -> std::borrow::Cow<'_, str> {
+        self.get(file as usize).into()
+    }
+}
+
+/// `file` is the position of the file's entry in the index.
+struct IndexPaths<'a>(&'a Index);
+
+impl FilePaths for IndexPaths<'_> {
+    fn path(&self, file: u32) -> std::borrow::Cow<'_, str> {
+        let entry = self.0.get(file as usize);
+        // Only UTF-8 paths are packed.
+        entry
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .unwrap_or_default()
+            .into()
     }
 }
 
@@ -944,7 +1025,8 @@ impl Stat {
 /// object lookup each). The entries of the claimed files are added before
 /// their pack is written, so that only 32 bytes per file are held beside
 /// the index meanwhile, and every new blob is looked up once the pack is
-/// in place ([`Stager::stage`]). The check is back on when the last one is
+/// in place ([`Stager::stage`]); [`write_tree`] makes its own check. The
+/// check is back on when the last one is
 /// dropped, on every path. (A process-wide libgit2 option: counted, so that
 /// stagings on other threads, as the unit tests run them, do not turn it
 /// back on under each other.)
@@ -972,11 +1054,11 @@ impl Drop for UncheckedIds {
 }
 
 /// A file for the pack of new files: its blob's id and its size as the
-/// first read saw them, and which of the claimed paths it is.
+/// first read saw them, and which file it is ([`FilePaths`]).
 struct PackedBlob {
     id: Oid,
     size: u64,
-    file: usize,
+    file: u32,
 }
 
 /// The largest stored deflate block.
@@ -1010,7 +1092,8 @@ fn hash_files(
 }
 
 /// Second read: a version 2 pack of `blobs` (of `files`, relative to
-/// `workdir`, with the size and id [`hash_files`] saw), content in stored deflate
+/// `workdir`, with the size and id [`hash_files`] saw; in the order of
+/// their ids, the order of the pack's index), content in stored deflate
 /// blocks, streamed: memory does not grow with file size. A file that
 /// changed in between is an error (its size, or its content hashed again
 /// here). Returns where each object starts, its entry's CRC-32 and the
@@ -1018,10 +1101,13 @@ fn hash_files(
 fn write_pack(
     out: impl Write,
     workdir: &Path,
-    files: &PathList,
+    files: &impl FilePaths,
     blobs: &[PackedBlob],
     meter: &Meter,
 ) -> Result<PackWritten> {
+    if !blobs.windows(2).all(|w| w[0].id < w[1].id) {
+        bail!("the pack's objects are not in the order of their ids");
+    }
     let mut pack = HashingWriter {
         inner: std::io::BufWriter::with_capacity(IO_BUFFER, out),
         sha1: Sha1::new(),
@@ -1035,8 +1121,9 @@ fn write_pack(
     let mut entries = Vec::with_capacity(blobs.len());
     let mut buf = vec![0u8; IO_BUFFER];
     for blob in blobs {
-        let path = files.get(blob.file);
-        let mut file = File::open(workdir.join(path)).with_context(|| format!("reading {path}"))?;
+        let path = files.path(blob.file);
+        let mut file =
+            File::open(workdir.join(&*path)).with_context(|| format!("reading {path}"))?;
         let size = blob.size;
         let offset = pack.at;
         pack.crc = 0;
@@ -1075,7 +1162,7 @@ fn write_pack(
             stored_block(&mut pack, &[], true)?;
         }
         pack.write_all(&adler.to_be_bytes())?;
-        entries.push((blob.id, offset, pack.crc));
+        entries.push((offset, pack.crc));
     }
     let checksum: [u8; 20] = pack.sha1.clone().finalize().into();
     pack.inner.write_all(&checksum)?;
@@ -1086,42 +1173,47 @@ fn write_pack(
 /// What [`write_index`] needs of a written pack.
 #[derive(Debug)]
 struct PackWritten {
-    /// Object id, offset of its entry, CRC-32 of the entry's bytes.
-    entries: Vec<(Oid, u64, u32)>,
+    /// For each object, in the pack's order: where its entry starts and
+    /// the CRC-32 of the entry's bytes.
+    entries: Vec<(u64, u32)>,
     checksum: [u8; 20],
 }
 
 /// The pack's version 2 `.idx` (gitformat-pack), as `git index-pack`
 /// writes it: libgit2's indexer would read the whole pack back through
-/// memory maps to make it (a 2 GiB file mapped whole).
-fn write_index(out: impl Write, pack: &mut PackWritten) -> std::io::Result<()> {
+/// memory maps to make it (a 2 GiB file mapped whole). `blobs` are the
+/// pack's objects, in its order, which must be their ids'.
+fn write_index(out: impl Write, blobs: &[PackedBlob], pack: &PackWritten) -> std::io::Result<()> {
+    if blobs.len() != pack.entries.len() || !blobs.windows(2).all(|w| w[0].id < w[1].id) {
+        return Err(std::io::Error::other(
+            "the pack's objects are not in the order of their ids",
+        ));
+    }
     let mut idx = HashingWriter {
         inner: std::io::BufWriter::with_capacity(IO_BUFFER, out),
         sha1: Sha1::new(),
         crc: 0,
         at: 0,
     };
-    // In place: written in id order, the entries usually are already.
-    pack.entries.sort_by_key(|e| e.0);
     let entries = &pack.entries;
     idx.write_all(&[0xff, b't', b'O', b'c', 0, 0, 0, 2])?;
     let mut fanout = [0u32; 256];
-    for (id, ..) in entries {
-        fanout[usize::from(id.as_bytes()[0])] += 1;
+    for blob in blobs {
+        fanout[usize::from(blob.id.as_bytes()[0])] += 1;
     }
     let mut running = 0u32;
     for n in fanout {
         running += n;
         idx.write_all(&running.to_be_bytes())?;
     }
-    for (id, ..) in entries {
-        idx.write_all(id.as_bytes())?;
+    for blob in blobs {
+        idx.write_all(blob.id.as_bytes())?;
     }
-    for (_, _, crc) in entries {
+    for (_, crc) in entries {
         idx.write_all(&crc.to_be_bytes())?;
     }
     let mut large = Vec::new();
-    for (_, offset, _) in entries {
+    for (offset, _) in entries {
         match u32::try_from(*offset) {
             Ok(small) if small < 0x8000_0000 => idx.write_all(&small.to_be_bytes())?,
             _ => {
@@ -1146,7 +1238,7 @@ fn write_index(out: impl Write, pack: &mut PackWritten) -> std::io::Result<()> {
 fn store_pack(
     pack_dir: &Path,
     workdir: &Path,
-    files: &PathList,
+    files: &impl FilePaths,
     blobs: &[PackedBlob],
     meter: &Meter,
 ) -> Result<()> {
@@ -1169,8 +1261,8 @@ fn store_pack(
             .with_context(|| format!("creating {}", path.display()))
     };
     let result = (|| -> Result<()> {
-        let mut written = write_pack(create(&pack_tmp)?, workdir, files, blobs, meter)?;
-        write_index(create(&idx_tmp)?, &mut written).context("writing the pack's index")?;
+        let written = write_pack(create(&pack_tmp)?, workdir, files, blobs, meter)?;
+        write_index(create(&idx_tmp)?, blobs, &written).context("writing the pack's index")?;
         let name = pack_dir.join(format!("pack-{}", hex(&written.checksum)));
         for (tmp, ext) in [(&pack_tmp, "pack"), (&idx_tmp, "idx")] {
             let mut perms = std::fs::metadata(tmp)?.permissions();
@@ -1540,7 +1632,7 @@ pub(super) mod tests {
         let meter = progress::meter("test", Unit::Bytes, 0);
         let names: PathList = names.iter().map(String::as_str).collect();
         let mut unique: Vec<PackedBlob> = Vec::new();
-        let mut file = 0;
+        let mut file = 0u32;
         hash_files(&work, &names, &meter, |_, id, meta| {
             if !unique.iter().any(|b| b.id == id) {
                 unique.push(PackedBlob {
@@ -1553,6 +1645,7 @@ pub(super) mod tests {
             Ok(())
         })
         .unwrap();
+        unique.sort_unstable_by_key(|b| b.id);
         let pack_dir = dir.join("pack");
         std::fs::create_dir_all(&pack_dir).unwrap();
         store_pack(&pack_dir, &work, &names, &unique, &meter).unwrap();
@@ -1589,18 +1682,27 @@ pub(super) mod tests {
     /// reads them back.
     #[test]
     fn large_offsets_are_read_back_by_git() {
-        let id = |b: u8| Oid::from_bytes(&[b; 20]).unwrap();
-        let mut written = PackWritten {
+        let blob = |b: u8| PackedBlob {
+            id: Oid::from_bytes(&[b; 20]).unwrap(),
+            size: 0,
+            file: 0,
+        };
+        let id = |b: u8| blob(b).id;
+        let blobs = [blob(0x01), blob(0x7f), blob(0x80), blob(0xee)];
+        let written = PackWritten {
             entries: vec![
-                (id(0xee), 12, 7),
-                (id(0x01), (1 << 31) + 5, 8),
-                (id(0x80), (5 << 32) + 9, 9),
-                (id(0x7f), 0x7fff_ffff, 10),
+                ((1 << 31) + 5, 8),
+                (0x7fff_ffff, 10),
+                ((5 << 32) + 9, 9),
+                (12, 7),
             ],
             checksum: [0x42; 20],
         };
         let mut idx = Vec::new();
-        write_index(&mut idx, &mut written).unwrap();
+        write_index(&mut idx, &blobs, &written).unwrap();
+        // Out of their ids' order, nothing is written.
+        let unordered = [blob(0x7f), blob(0x01), blob(0x80), blob(0xee)];
+        assert!(write_index(Vec::new(), &unordered, &written).is_err());
         let mut child = Command::new("git")
             .args(["show-index"])
             .stdin(std::process::Stdio::piped())
@@ -1620,6 +1722,48 @@ pub(super) mod tests {
         .map(|(o, i, c)| format!("{o} {i} ({c:08x})\n"))
         .collect::<String>();
         assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    }
+
+    /// An entry whose object is missing: the tree is not written, with
+    /// git's words (`git write-tree`), and the index's blobs are found.
+    #[test]
+    fn trees_are_written_only_for_objects_that_exist() {
+        let dir = std::env::temp_dir().join(format!("cb-stage-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        git(&dir, &["init", "-q"]);
+        std::fs::write(dir.join("here"), "here\n").unwrap();
+        git(&dir, &["add", "here"]);
+        let repo = Repository::open(&dir).unwrap();
+        let mut index = repo.index().unwrap();
+        let tree = write_tree(&repo, &mut index).unwrap();
+        assert_eq!(tree.to_string(), git(&dir, &["write-tree"]));
+        let missing = "3".repeat(40);
+        git(
+            &dir,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{missing},gone"),
+            ],
+        );
+        let by_git = Command::new("git")
+            .arg("write-tree")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(!by_git.status.success());
+        let mut index = repo.index().unwrap();
+        index.read(true).unwrap();
+        let err = write_tree(&repo, &mut index).unwrap_err().to_string();
+        assert_eq!(err, format!("invalid object 100644 {missing} for 'gone'"));
+        assert!(
+            String::from_utf8_lossy(&by_git.stderr).contains(&err),
+            "{}",
+            String::from_utf8_lossy(&by_git.stderr)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -24,15 +24,19 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The objects the server needs for `news` (commits or tag objects), given
-/// the ids it advertised: tags (with a tagged tree or blob), commits, then
-/// the commits' trees and blobs.
+/// the ids it advertised: tags (with a tagged tree or blob), commits, the
+/// commits' trees, then the blobs in the order of their ids (the order of
+/// the pack staging wrote, read from start to end; 24 bytes a blob, where
+/// a set of the blobs seen took as much again).
 pub fn objects_to_send(
     repo: &Repository,
     news: &[Oid],
     haves: &[Oid],
 ) -> Result<Vec<(Oid, ObjectType)>, git2::Error> {
+    // Trees, commits and tags seen; blobs are made unique at the end.
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let mut blobs = Vec::new();
     let mut walk = repo.revwalk()?;
     for &tip in news {
         let mut object = repo.find_object(tip, None)?;
@@ -47,11 +51,9 @@ pub fn objects_to_send(
             // A tag of a tree or a blob brings it along (as libgit2 does).
             Some(ObjectType::Tree) => {
                 let tree = repo.find_tree(object.id())?;
-                add_tree(repo, &tree, &[], &mut seen, &mut out)?;
+                add_tree(repo, &tree, &[], &mut seen, &mut out, &mut blobs)?;
             }
-            Some(ObjectType::Blob) if seen.insert(object.id()) => {
-                out.push((object.id(), ObjectType::Blob));
-            }
+            Some(ObjectType::Blob) => blobs.push((object.id(), ObjectType::Blob)),
             _ => {}
         }
     }
@@ -76,24 +78,40 @@ pub fn objects_to_send(
     for commit in &commits {
         // A parent this clone lacks (a shallow clone's edge) is on the server.
         let bases: Vec<Tree> = commit.parents().filter_map(|p| p.tree().ok()).collect();
-        add_tree(repo, &commit.tree()?, &bases, &mut seen, &mut out)?;
+        add_tree(
+            repo,
+            &commit.tree()?,
+            &bases,
+            &mut seen,
+            &mut out,
+            &mut blobs,
+        )?;
     }
-    Ok(out)
+    blobs.sort_unstable_by_key(|b| b.0);
+    blobs.dedup_by_key(|b| b.0);
+    // The few others first, in place.
+    blobs.splice(0..0, out);
+    Ok(blobs)
 }
 
-/// `tree` and what it holds that the pack must carry, once each.
+/// `tree` and what it holds that the pack must carry: trees once each
+/// (into `out`), blobs as met (into `blobs`).
 fn add_tree(
     repo: &Repository,
     tree: &Tree,
     bases: &[Tree],
     seen: &mut HashSet<Oid>,
     out: &mut Vec<(Oid, ObjectType)>,
+    blobs: &mut Vec<(Oid, ObjectType)>,
 ) -> Result<(), git2::Error> {
     walk_new(repo, tree, bases, &mut |id, kind| {
-        if !seen.insert(id) {
+        if kind == ObjectType::Blob {
+            blobs.push((id, kind));
+        } else if !seen.insert(id) {
             return Step::Skip;
+        } else {
+            out.push((id, kind));
         }
-        out.push((id, kind));
         Step::Enter
     })
     .map(|_| ())
