@@ -1023,13 +1023,13 @@ impl Stat {
 
 /// libgit2 checks that an entry's blob exists as the entry is added (one
 /// object lookup each). The entries of the claimed files are added before
-/// their pack is written, so that only 32 bytes per file are held beside
-/// the index meanwhile, and every new blob is looked up once the pack is
-/// in place ([`Stager::stage`]); [`write_tree`] makes its own check. The
-/// check is back on when the last one is
-/// dropped, on every path. (A process-wide libgit2 option: counted, so that
-/// stagings on other threads, as the unit tests run them, do not turn it
-/// back on under each other.)
+/// their pack is written, so that only their paths and 32 bytes per file
+/// are held beside the index meanwhile, and every new blob is looked up
+/// once the pack is in place ([`Stager::stage`]); [`write_tree`] makes its
+/// own check. The check is back on when the last one is dropped, on every
+/// path. (A process-wide libgit2 option: counted, so that stagings on
+/// other threads, as the unit tests run them, do not turn it back on under
+/// each other.)
 struct UncheckedIds;
 
 static UNCHECKED: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
