@@ -453,9 +453,11 @@ fn new_blobs(
             let Some(new) = new else {
                 return Ok(());
             };
-            let regular = matches!(new.filemode(), 0o100644 | 0o100755);
-            // A mode change keeps the blob the parent has: nothing new.
-            if !regular || old.is_some_and(|o| o.id() == new.id()) {
+            let regular = |e: &git2::TreeEntry<'_>| matches!(e.filemode(), 0o100644 | 0o100755);
+            // A mode change keeps the blob the parent has: nothing new. (A
+            // link or gitlink that became a file is new, as a diff without
+            // type changes lists it, whatever its id.)
+            if !regular(new) || old.is_some_and(|o| regular(o) && o.id() == new.id()) {
                 return Ok(());
             }
             let Ok((size, _)) = odb.read_header(new.id()) else {

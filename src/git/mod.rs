@@ -304,9 +304,6 @@ impl Repo {
         }
         let plain = stager.stage(repo, &mut index).context("staging FILES")?;
         let staged_at = started.elapsed();
-        let tree_oid = stage::write_tree(repo, &mut index).context("writing the tree")?;
-        let tree = repo.find_tree(tree_oid)?;
-
         let parent = match repo.head() {
             Ok(h) => Some(
                 h.peel_to_commit()
@@ -316,6 +313,9 @@ impl Repo {
             Err(e) => return Err(e).context("reading HEAD"),
         };
         let parent_tree = parent.as_ref().map(|p| p.tree()).transpose()?;
+        let tree_oid = stage::write_tree(repo, &mut index, parent_tree.as_ref())
+            .context("writing the tree")?;
+        let tree = repo.find_tree(tree_oid)?;
         if parent_tree.as_ref().map(|t| t.id()) == Some(tree_oid) && !req.keep_unchanged {
             return Ok(CommitOutcome::NothingToCommit);
         }
@@ -888,7 +888,9 @@ type Side<'e, 'r> = Option<&'e git2::TreeEntry<'r>>;
 /// Calls `each` with the path and both sides of every entry that is not a
 /// tree and differs between `old` and `new` (id or mode; absent on one
 /// side), in the order of libgit2's tree-to-tree diff, where a blob and a
-/// tree of the same name are two paths: a walk of both trees that skips
+/// tree of the same name are two paths (a link or gitlink that became a
+/// file is one call with both sides, where the diff, without type
+/// changes, lists a deletion and an addition): a walk of both trees that skips
 /// every subtree they share and holds nothing per path (a diff holds about
 /// 150 bytes a path: 15 MB for 100,000 new files).
 fn for_each_changed_entry(
@@ -1027,6 +1029,8 @@ mod tests {
         ] {
             write(path, text);
         }
+        // A link that becomes a file holding its target: the same blob.
+        std::os::unix::fs::symlink("a.txt", dir.join("same_blob")).unwrap();
         git(&["add", "-A"]);
         let sub = "1111111111111111111111111111111111111111";
         git(&[
@@ -1055,6 +1059,8 @@ mod tests {
         ]);
         write("ünï/nëw", "n\n");
         std::os::unix::fs::symlink("a.txt", dir.join("link")).unwrap();
+        std::fs::remove_file(dir.join("same_blob")).unwrap();
+        write("same_blob", "a.txt");
         git(&["add", "-A"]);
         git(&["commit", "-qm", "two"]);
         let expected = git(&["diff", "--name-only", "--no-renames", "HEAD^", "HEAD"]);
@@ -1063,10 +1069,11 @@ mod tests {
         let ours = changed_files(&repo, Some(&tree("HEAD^")), &tree("HEAD")).unwrap();
         let ours = ours.iter().collect::<Vec<_>>().join("\n");
         assert_eq!(ours, expected);
-        assert_eq!(expected.lines().count(), 12, "{expected}");
+        assert_eq!(expected.lines().count(), 13, "{expected}");
         // The same walk finds the new regular files' blobs (LFS checks,
         // sizes in the report): what git's raw diff lists with a regular
-        // file's new mode and a new blob.
+        // file's new mode and a new blob, or a new type (what libgit2's
+        // diff without type changes listed as added).
         let head = repo.head().unwrap().target().unwrap();
         let blobs: Vec<String> = lfs::large_blobs(&repo, head, 0)
             .unwrap()
@@ -1079,13 +1086,15 @@ mod tests {
             .filter_map(|line| {
                 let (fields, path) = line.split_once('\t')?;
                 let f: Vec<&str> = fields.split(' ').collect();
-                let regular = f[1] == "100644" || f[1] == "100755";
-                (regular && f[2] != f[3])
+                let regular = |mode: &str| mode == "100644" || mode == "100755";
+                let new_type = !regular(f[0].trim_start_matches(':'));
+                (regular(f[1]) && (new_type || f[2] != f[3]))
                     .then(|| format!("{path} {}", git(&["cat-file", "-s", f[3]])))
             })
             .collect();
         assert_eq!(blobs, by_git);
-        assert_eq!(by_git.len(), 6, "{raw}");
+        assert_eq!(by_git.len(), 7, "{raw}");
+        assert!(raw.contains(" T\tsame_blob"), "{raw}");
         // From nothing: every path of the tree.
         let all = changed_files(&repo, None, &tree("HEAD")).unwrap();
         let listed = git(&["ls-tree", "-r", "--name-only", "HEAD"]);

@@ -358,12 +358,18 @@ impl Stager {
         drop(unchecked);
         hashing.finish(true);
         // From here on a file is its entry's position (the index is not
-        // changed again): its path is the entry's.
+        // changed again): its path is the entry's. Under core.ignoreCase
+        // libgit2 keeps one entry for names that differ only in case (as
+        // git's index does): such a file keeps its own name, aside.
+        let entries = index.len();
+        let mut aside = PathList::default();
         for blob in &mut blobs {
             let path = claimed.get(blob.file as usize);
-            let at = position_of(index, path)
-                .with_context(|| format!("staging {path}: not in the index after it was added"))?;
-            blob.file = u32::try_from(at).context("too many index entries")?;
+            let at = position_of(index, path).unwrap_or_else(|| {
+                aside.push(path);
+                entries + aside.len() - 1
+            });
+            blob.file = u32::try_from(at).context("too many files for one pack")?;
         }
         drop(claimed);
         // Positions are the in-memory index's; under core.ignoreCase it is
@@ -373,13 +379,17 @@ impl Stager {
         let plain = if config_flag(repo, "core.ignoreCase") {
             PlainEntries::default()
         } else {
-            let mut plain = vec![false; index.len()];
-            for blob in &blobs {
+            let mut plain = vec![false; entries];
+            for blob in blobs.iter().filter(|b| (b.file as usize) < entries) {
                 plain[blob.file as usize] = true;
             }
             PlainEntries(plain)
         };
-        let paths = IndexPaths(index);
+        let paths = StagedPaths {
+            index,
+            entries,
+            aside,
+        };
         // One copy of each new content: a pack must not hold an object twice
         // (libgit2's indexer refuses it) nor what the repository already has.
         // Without a refresh: a plain `exists` rescans the pack directory
@@ -411,25 +421,36 @@ impl Stager {
     }
 }
 
-/// `index.write_tree()` with git's own check before it (`git write-tree`:
-/// the object of every entry but a gitlink exists), made against the
-/// packs' indexes. libgit2's check as it writes reads every blob's header,
-/// which maps every page of the pack of new files (3.6 MB for 100,000
-/// small files; all of a larger pack).
-pub(super) fn write_tree(repo: &Repository, index: &mut Index) -> Result<Oid> {
+/// `index.write_tree()`, then `git write-tree`'s check (the object of an
+/// entry, gitlinks aside, exists) for every entry that differs from
+/// `parent` (git checks the entries of the directories its tree cache no
+/// longer vouches for, which hold those), made against the packs' indexes:
+/// libgit2's check as it writes reads every checked blob's header, which
+/// maps every page of the pack of new files (3.6 MB for 100,000 small
+/// files; all of a larger pack). When the check fails, the trees written
+/// are left unreferenced in the object database, as a refused `git commit`
+/// leaves its blobs.
+pub(super) fn write_tree(
+    repo: &Repository,
+    index: &mut Index,
+    parent: Option<&git2::Tree<'_>>,
+) -> Result<Oid> {
+    let id = {
+        let _unchecked = UncheckedIds::new();
+        index.write_tree()?
+    };
     let odb = repo.odb()?;
-    for entry in index.iter() {
-        if entry.mode != 0o160000 && !odb.exists(entry.id) {
-            bail!(
-                "invalid object {:06o} {} for '{}'",
-                entry.mode,
-                entry.id,
-                String::from_utf8_lossy(&entry.path)
-            );
-        }
-    }
-    let _unchecked = UncheckedIds::new();
-    Ok(index.write_tree()?)
+    let tree = repo.find_tree(id)?;
+    super::for_each_changed_entry(repo, parent, Some(&tree), &mut |path, _, new| match new {
+        Some(entry) if entry.filemode() != 0o160000 && !odb.exists(entry.id()) => bail!(
+            "invalid object {:06o} {} for '{}'",
+            entry.filemode(),
+            entry.id(),
+            String::from_utf8_lossy(path)
+        ),
+        _ => Ok(()),
+    })?;
+    Ok(id)
 }
 
 /// Where the entry of `path` (stage 0: the index has no conflicts here) is
@@ -469,14 +490,23 @@ impl FilePaths for PathList {
     }
 }
 
-/// `file` is the position of the file's entry in the index.
-struct IndexPaths<'a>(&'a Index);
+/// `file` is the position of the file's entry in `index`, or, from
+/// `entries` on, a path kept `aside`.
+struct StagedPaths<'a> {
+    index: &'a Index,
+    entries: usize,
+    aside: PathList,
+}
 
-impl FilePaths for IndexPaths<'_> {
+impl FilePaths for StagedPaths<'_> {
     fn path(&self, file: u32) -> std::borrow::Cow<'_, str> {
-        let entry = self.0.get(file as usize);
+        let file = file as usize;
+        if file >= self.entries {
+            return self.aside.get(file - self.entries).into();
+        }
         // Only UTF-8 paths are packed.
-        entry
+        self.index
+            .get(file)
             .map(|e| String::from_utf8_lossy(&e.path).into_owned())
             .unwrap_or_default()
             .into()
@@ -1724,8 +1754,8 @@ pub(super) mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
     }
 
-    /// An entry whose object is missing: the tree is not written, with
-    /// git's words (`git write-tree`), and the index's blobs are found.
+    /// An entry whose object is missing: an error in git's words (`git
+    /// write-tree`); a gitlink's commit is not looked for, as in git.
     #[test]
     fn trees_are_written_only_for_objects_that_exist() {
         let dir = std::env::temp_dir().join(format!("cb-stage-tree-{}", std::process::id()));
@@ -1734,20 +1764,18 @@ pub(super) mod tests {
         git(&dir, &["init", "-q"]);
         std::fs::write(dir.join("here"), "here\n").unwrap();
         git(&dir, &["add", "here"]);
+        let cacheinfo = |mode: &str, id: &str, path: &str| {
+            let info = format!("{mode},{id},{path}");
+            git(&dir, &["update-index", "--add", "--cacheinfo", &info]);
+        };
+        cacheinfo("160000", &"1".repeat(40), "sub");
         let repo = Repository::open(&dir).unwrap();
         let mut index = repo.index().unwrap();
-        let tree = write_tree(&repo, &mut index).unwrap();
+        let tree = write_tree(&repo, &mut index, None).unwrap();
         assert_eq!(tree.to_string(), git(&dir, &["write-tree"]));
+        let parent = repo.find_tree(tree).unwrap();
         let missing = "3".repeat(40);
-        git(
-            &dir,
-            &[
-                "update-index",
-                "--add",
-                "--cacheinfo",
-                &format!("100644,{missing},gone"),
-            ],
-        );
+        cacheinfo("100644", &missing, "dir/gone");
         let by_git = Command::new("git")
             .arg("write-tree")
             .current_dir(&dir)
@@ -1756,8 +1784,13 @@ pub(super) mod tests {
         assert!(!by_git.status.success());
         let mut index = repo.index().unwrap();
         index.read(true).unwrap();
-        let err = write_tree(&repo, &mut index).unwrap_err().to_string();
-        assert_eq!(err, format!("invalid object 100644 {missing} for 'gone'"));
+        let err = write_tree(&repo, &mut index, Some(&parent))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!("invalid object 100644 {missing} for 'dir/gone'")
+        );
         assert!(
             String::from_utf8_lossy(&by_git.stderr).contains(&err),
             "{}",

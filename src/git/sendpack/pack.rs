@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 /// The objects the server needs for `news` (commits or tag objects), given
 /// the ids it advertised: tags (with a tagged tree or blob), commits, the
 /// commits' trees, then the blobs in the order of their ids (the order of
-/// the pack staging wrote, read from start to end; 24 bytes a blob, where
+/// the pack staging wrote, read from start to end; 21 bytes a blob, where
 /// a set of the blobs seen took as much again).
 pub fn objects_to_send(
     repo: &Repository,
