@@ -368,6 +368,7 @@ pub fn objects_in(repo: &Repository, commit: Oid, upstream: &[Oid]) -> Result<Ve
             if let Some(pointer) = Pointer::parse(blob.content())
                 && !out.iter().any(|o| o.pointer == pointer)
             {
+                let path = String::from_utf8_lossy(path).into_owned();
                 out.push(LfsObject { path, pointer });
             }
             Ok(())
@@ -402,32 +403,35 @@ fn commits_brought(repo: &Repository, commit: Oid, upstream: &[Oid]) -> Result<V
         .collect()
 }
 
-/// The bytes `commit` adds or changes against its first parent: each new
-/// or changed file's size, an LFS pointer counted at its content's size.
-pub fn committed_bytes(repo: &Repository, commit: Oid) -> Result<u64> {
-    let mut total = 0;
-    new_blobs(repo, commit, |_, id, size| {
-        total += if size < POINTER_MAX as u64 {
+/// What the files `commit` adds or changes against its first parent
+/// weigh, from one walk ([`committed`]).
+pub struct Committed {
+    /// Each new or changed file's size, an LFS pointer counted at its
+    /// content's size.
+    pub bytes: u64,
+    /// The files whose blob is larger than the limit asked for, and its size.
+    pub large: Vec<(String, u64)>,
+}
+
+/// [`Committed`] for `commit`, with blobs of more than `limit` bytes listed.
+pub fn committed(repo: &Repository, commit: Oid, limit: u64) -> Result<Committed> {
+    let mut committed = Committed {
+        bytes: 0,
+        large: Vec::new(),
+    };
+    new_blobs(repo, commit, |path, id, size| {
+        committed.bytes += if size < POINTER_MAX as u64 {
             Pointer::parse(repo.find_blob(id)?.content()).map_or(size, |p| p.size)
         } else {
             size
         };
-        Ok(())
-    })?;
-    Ok(total)
-}
-
-/// Files `commit` adds or changes (against its first parent) whose blob is
-/// larger than `limit` bytes.
-pub fn large_blobs(repo: &Repository, commit: Oid, limit: u64) -> Result<Vec<(String, u64)>> {
-    let mut out = Vec::new();
-    new_blobs(repo, commit, |path, _, size| {
         if size > limit {
-            out.push((path, size));
+            let path = String::from_utf8_lossy(path).into_owned();
+            committed.large.push((path, size));
         }
         Ok(())
     })?;
-    Ok(out)
+    Ok(committed)
 }
 
 /// Each regular file `commit` adds or changes against its first parent:
@@ -435,7 +439,7 @@ pub fn large_blobs(repo: &Repository, commit: Oid, limit: u64) -> Result<Vec<(St
 fn new_blobs(
     repo: &Repository,
     commit: Oid,
-    mut each: impl FnMut(String, Oid, u64) -> Result<()>,
+    mut each: impl FnMut(&[u8], Oid, u64) -> Result<()>,
 ) -> Result<()> {
     let commit = repo.find_commit(commit)?;
     let tree = commit.tree()?;
@@ -463,11 +467,7 @@ fn new_blobs(
             let Ok((size, _)) = odb.read_header(new.id()) else {
                 return Ok(());
             };
-            each(
-                String::from_utf8_lossy(path).into_owned(),
-                new.id(),
-                size as u64,
-            )
+            each(path, new.id(), size as u64)
         },
     )
 }

@@ -1075,8 +1075,9 @@ mod tests {
         // file's new mode and a new blob, or a new type (what libgit2's
         // diff without type changes listed as added).
         let head = repo.head().unwrap().target().unwrap();
-        let blobs: Vec<String> = lfs::large_blobs(&repo, head, 0)
+        let blobs: Vec<String> = lfs::committed(&repo, head, 0)
             .unwrap()
+            .large
             .into_iter()
             .map(|(path, size)| format!("{path} {size}"))
             .collect();

@@ -20,7 +20,7 @@ use crate::report;
 /// Bitbucket Cloud refuses files larger than this in a push, unless a
 /// repository admin turned the limit off (bitbucket-facts.md, "Size limits
 /// and Git LFS"; the refusal's text is NOT CONFIRMED).
-const BITBUCKET_FILE_LIMIT: u64 = 100 * 1000 * 1000;
+pub(super) const BITBUCKET_FILE_LIMIT: u64 = 100 * 1000 * 1000;
 
 impl Pusher<'_> {
     /// Uploads what a push of `commit` brings to LFS that no earlier
@@ -263,15 +263,12 @@ impl Pusher<'_> {
     /// Warns about files over Bitbucket's per-file limit that are committed
     /// whole (not as LFS pointers): the push would be refused after the
     /// whole upload.
-    pub(super) fn warn_large_files(&self, commit: &ArtifactCommit) {
-        let Ok(large) = lfs::large_blobs(self.repo.raw(), commit.oid, BITBUCKET_FILE_LIMIT) else {
-            return;
-        };
+    pub(super) fn warn_large_files(&self, large: &[(String, u64)]) {
         for (path, size) in large {
             self.log.warning(format!(
                 "{path} is {} and is committed whole: Bitbucket Cloud refuses files over 100 MB in a push unless the limit is turned off (Repository settings > Advanced). Track it with Git LFS: add `{} filter=lfs diff=lfs merge=lfs -text` to .gitattributes, and commit-back commits a pointer and uploads the file itself.",
-                crate::progress::size(size),
-                lfs_pattern(&path)
+                crate::progress::size(*size),
+                lfs_pattern(path)
             ));
         }
     }

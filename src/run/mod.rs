@@ -349,7 +349,10 @@ impl Pusher<'_> {
         let times = repo.commit_times();
         self.report.timings.stage_ms = times.stage_ms;
         self.report.timings.commit_ms = times.commit_ms;
-        self.committed_bytes = git::lfs::committed_bytes(repo.raw(), artifact.oid).unwrap_or(0);
+        // Sizes for the report and files over Bitbucket's limit, from one
+        // walk; when it fails, neither is known.
+        let committed = git::lfs::committed(repo.raw(), artifact.oid, lfs::BITBUCKET_FILE_LIMIT);
+        self.committed_bytes = committed.as_ref().map_or(0, |c| c.bytes);
         log.info(format!(
             "Committed {} file(s) as {} on top of {}.",
             artifact.files.len(),
@@ -370,7 +373,7 @@ impl Pusher<'_> {
             log.debug(format!("  {f}"));
         }
         self.set_commit(&artifact);
-        self.warn_large_files(&artifact);
+        self.warn_large_files(&committed.map(|c| c.large).unwrap_or_default());
         self.make_tag(artifact.oid)?;
 
         install_http(config)?;
